@@ -1,0 +1,83 @@
+"""odyssey_sync: a blocking Python client for Odyssey's interactive world-model video API.
+
+::
+
+    from odyssey_sync import Odyssey
+
+    with Odyssey() as client:
+        client.connect()
+        client.start_stream("A cat on a windowsill", portrait=False)
+        frame = client.get_frame(timeout=5)
+        ack = client.interact("The cat stretches")
+        after = client.wait_for_frame(after=ack)
+
+``odyssey_sync.local`` runs an Odyssey-compatible server on this machine.
+"""
+
+from .client import Odyssey
+from .errors import (
+    AccountSuspendedError,
+    ConcurrentLimitReachedError,
+    MonthlyLimitReachedError,
+    OdysseyAuthError,
+    OdysseyConnectionError,
+    OdysseyError,
+    OdysseyStreamError,
+    OdysseyTimeoutError,
+    OdysseyUsageError,
+    RateLimitError,
+    StreamDurationExceededError,
+)
+from .frames import MediaStream, VideoFrame
+from .types import (
+    Acknowledgement,
+    AdvancedConfig,
+    BroadcastInfo,
+    ClientCredentials,
+    ConnectionStatus,
+    Recording,
+    SimulationJobDetail,
+    SimulationJobInfo,
+    SimulationJobsList,
+    SimulationJobStatus,
+    SimulationStream,
+    Stats,
+    StreamerCapabilities,
+    StreamRecordingInfo,
+    StreamRecordingsList,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Acknowledgement",
+    "AccountSuspendedError",
+    "AdvancedConfig",
+    "BroadcastInfo",
+    "ClientCredentials",
+    "ConcurrentLimitReachedError",
+    "ConnectionStatus",
+    "MediaStream",
+    "MonthlyLimitReachedError",
+    "Odyssey",
+    "OdysseyAuthError",
+    "OdysseyConnectionError",
+    "OdysseyError",
+    "OdysseyStreamError",
+    "OdysseyTimeoutError",
+    "OdysseyUsageError",
+    "RateLimitError",
+    "Recording",
+    "SimulationJobDetail",
+    "SimulationJobInfo",
+    "SimulationJobStatus",
+    "SimulationJobsList",
+    "SimulationStream",
+    "Stats",
+    "StreamDurationExceededError",
+    "StreamRecordingInfo",
+    "StreamRecordingsList",
+    "StreamerCapabilities",
+    "VideoFrame",
+    "__version__",
+]

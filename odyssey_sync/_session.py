@@ -1,0 +1,496 @@
+"""The asynchronous WebRTC session: signaling, the aiortc peer, data channels, frames.
+
+Everything here runs on the client's event-loop thread. It never calls user
+code: it reports to a listener (the blocking facade) through short,
+thread-safe methods, and stores frames in a :class:`FrameBuffer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any, Protocol
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdatachannel import RTCDataChannel
+from aiortc.sdp import candidate_from_sdp
+
+from . import protocol
+from ._loop import cancel_and_wait, create_task
+from ._signaling import SignalingChannel, connect_with_retries
+from .errors import (
+    OdysseyConnectionError,
+    OdysseyError,
+    OdysseyStreamError,
+    StreamDurationExceededError,
+    connection_error_from_reason,
+    stream_error_from_reason,
+)
+from .frames import FrameBuffer, VideoFrame
+from .types import AdvancedConfig, BroadcastInfo
+
+logger = logging.getLogger("odyssey_sync.session")
+
+_PEER_CLOSE_TIMEOUT_S = 2.0
+# Replies whose request timed out, remembered so a late one is not taken for the next request's.
+_MAX_ORPHANS = 8
+
+
+class SessionListener(Protocol):
+    """What the session tells its owner; every method is called on the loop thread and must be quick."""
+
+    def session_connected(self) -> None: ...
+    def session_frame(self, frame: VideoFrame) -> None: ...
+    def session_stream_started(self, stream_id: str, applied_prompt: str) -> None: ...
+    def session_interact_acknowledged(self, prompt: str) -> None: ...
+    def session_stream_ended(self) -> None: ...
+    def session_stream_error(self, reason: str, message: str) -> None: ...
+    def session_broadcast_ready(self, info: BroadcastInfo) -> None: ...
+    def session_error(self, error: BaseException) -> None: ...
+    def session_ended(self, error: BaseException | None) -> None: ...
+
+
+class _Pending:
+    """One request waiting for its reply."""
+
+    __slots__ = ("reply_type", "future", "prompt")
+
+    def __init__(self, reply_type: str, future: asyncio.Future[dict[str, Any]], prompt: str | None) -> None:
+        self.reply_type = reply_type
+        self.future = future
+        self.prompt = prompt
+
+
+class Session:
+    """One connection to a streamer: open it, send stream requests, end it.
+
+    Fatal problems (abnormal signaling close, a signaling ``error``, the peer
+    failing, the video track ending, ``session_timeout``) end the session with
+    an error that fails every pending request and wakes every frame puller.
+    """
+
+    def __init__(
+        self,
+        *,
+        signalling_url: str,
+        session_id: str,
+        token: str,
+        advanced: AdvancedConfig,
+        buffer: FrameBuffer,
+        listener: SessionListener,
+    ) -> None:
+        self.signalling_url = signalling_url
+        self.session_id = session_id
+        self._token = token
+        self._advanced = advanced
+        self.buffer = buffer
+        self._listener_obj = listener
+        self._http: aiohttp.ClientSession | None = None
+        self._signaling: SignalingChannel | None = None
+        self.pc: RTCPeerConnection | None = None
+        self._to_streamer: RTCDataChannel | None = None
+        self._from_streamer: RTCDataChannel | None = None
+        self._track: MediaStreamTrack | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._orphans: collections.deque[tuple[str, str | None]] = collections.deque(maxlen=_MAX_ORPHANS)
+        self._ended = False
+        self._closing = False
+        self._teardown_task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+        self.stream_id: str | None = None
+        self.prompt: str | None = None
+        self._frame_index = 0
+        self.connected_at: float | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _notify(self, method: str, *args: Any) -> None:
+        try:
+            getattr(self._listener_obj, method)(*args)
+        except Exception:  # the listener is ours, but never let it break the loop
+            logger.exception("session listener %s failed", method)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session is over (closed or failed)."""
+        return self._ended
+
+    @property
+    def connection_state(self) -> str | None:
+        """The peer connection's state."""
+        return self.pc.connectionState if self.pc is not None else None
+
+    @property
+    def ice_connection_state(self) -> str | None:
+        """The ICE transport's state."""
+        return self.pc.iceConnectionState if self.pc is not None else None
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect: ICE config, signaling, offer/answer, until video and ``clientToStreamer`` are up."""
+        loop = asyncio.get_running_loop()
+        self._ready = loop.create_future()
+        self._http = aiohttp.ClientSession()
+        try:
+            self._signaling, ice_servers = await connect_with_retries(
+                self._http, self.signalling_url, self.session_id, self._token, self._advanced
+            )
+            self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+            self._wire_peer(self.pc)
+            self._tasks.append(create_task(self._read_signaling(), name="odyssey-signaling"))
+            self._tasks.append(create_task(self._keepalive(), name="odyssey-keepalive"))
+            await asyncio.shield(self._ready)
+        except BaseException as exc:
+            self._ended = True
+            await self._start_teardown(exc if isinstance(exc, OdysseyError) else None, goodbye=False, notify=False)
+            raise
+        self.connected_at = time.monotonic()
+
+    def _wire_peer(self, pc: RTCPeerConnection) -> None:
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and self._track is None:
+                self._track = track
+                self._tasks.append(create_task(self._pump(track), name="odyssey-frames"))
+                self._check_ready()
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label == protocol.CLIENT_TO_STREAMER:
+                self._to_streamer = channel
+                channel.on("open", self._check_ready)
+                channel.on("close", lambda: self._channel_closed(channel.label))
+                self._check_ready()
+            elif channel.label == protocol.STREAMER_TO_CLIENT:
+                self._from_streamer = channel
+                channel.on("message", self._on_channel_message)
+                channel.on("close", lambda: self._channel_closed(channel.label))
+            else:
+                logger.warning("ignoring unexpected data channel %r", channel.label)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            state = pc.connectionState
+            logger.debug("peer connection %s", state)
+            if state in ("failed", "closed") and not self._closing:
+                self.fail(OdysseyConnectionError(f"WebRTC connection {state}; connect again"))
+
+    def _check_ready(self) -> None:
+        ready = self._ready
+        channel = self._to_streamer
+        if (
+            ready is not None
+            and not ready.done()
+            and self._track is not None
+            and channel is not None
+            and channel.readyState == "open"
+        ):
+            ready.set_result(None)
+            self._notify("session_connected")
+
+    def _channel_closed(self, label: str) -> None:
+        if not self._closing:
+            self.fail(OdysseyConnectionError(f"data channel {label} closed by the server; connect again"))
+
+    # -- signaling -------------------------------------------------------------------------------
+
+    async def _read_signaling(self) -> None:
+        assert self._signaling is not None
+        try:
+            async for message in self._signaling.messages():
+                if isinstance(message, protocol.ProtocolError):
+                    self._nonfatal(OdysseyConnectionError(f"ignored a bad signaling message: {message}"))
+                    continue
+                await self._on_signaling_message(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket broke under us
+            logger.debug("signaling reader stopped: %r", exc)
+        if self._closing or self._ended:
+            return
+        code = self._signaling.close_code
+        if code in protocol.NORMAL_CLOSE_CODES:
+            self._end(None)
+        else:
+            self.fail(OdysseyConnectionError(f"Signaling disconnected (close code {code}); connect again"))
+
+    async def _on_signaling_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == protocol.OFFER:
+            await self._answer(message.get("sdp"))
+        elif kind == protocol.ICE_CANDIDATE:
+            await self._add_remote_candidate(message)
+        elif kind == protocol.ERROR:
+            self.fail(connection_error_from_reason(str(message.get("reason", "unknown"))))
+        elif kind in _CHANNEL_MESSAGE_TYPES:
+            self._route(message)
+        else:
+            logger.debug("ignoring signaling message %r", kind)
+
+    async def _answer(self, sdp: Any) -> None:
+        assert self.pc is not None and self._signaling is not None
+        if not isinstance(sdp, str):
+            self.fail(OdysseyConnectionError("server sent an offer without SDP"))
+            return
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            await self._signaling.send(protocol.answer(self.pc.localDescription.sdp))
+        except Exception as exc:
+            self.fail(OdysseyConnectionError(f"WebRTC negotiation failed: {exc}"))
+
+    async def _add_remote_candidate(self, message: dict[str, Any]) -> None:
+        assert self.pc is not None
+        text = message.get("candidate")
+        if not isinstance(text, str) or not text.strip():
+            return
+        try:
+            candidate = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+            candidate.sdpMid = message.get("sdpMid")
+            candidate.sdpMLineIndex = message.get("sdpMLineIndex")
+            await self.pc.addIceCandidate(candidate)
+        except Exception as exc:
+            logger.debug("ignored remote ICE candidate: %r", exc)
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(protocol.KEEPALIVE_INTERVAL_S)
+            if self._signaling is None or self._signaling.closed:
+                return
+            try:
+                await self._signaling.send(protocol.keepalive())
+            except Exception as exc:
+                logger.debug("keepalive failed: %r", exc)
+
+    # -- media -------------------------------------------------------------------------------------
+
+    async def _pump(self, track: MediaStreamTrack) -> None:
+        """Drain the track continuously (aiortc queues decoded frames without bound)."""
+        while True:
+            try:
+                decoded = await track.recv()
+            except MediaStreamError:
+                if not self._closing and not self._ended:
+                    self.fail(OdysseyConnectionError("the video track ended; connect again"))
+                return
+            frame = VideoFrame(
+                decoded,
+                index=self._frame_index,
+                received_at=time.monotonic(),
+                stream_id=self.stream_id,
+                prompt=self.prompt,
+            )
+            self._frame_index += 1
+            self.buffer.put(frame)
+            self._notify("session_frame", frame)
+
+    # -- data channel ------------------------------------------------------------------------------
+
+    def _on_channel_message(self, raw: Any) -> None:
+        try:
+            message = protocol.decode(raw)
+        except protocol.ProtocolError as exc:
+            self._nonfatal(OdysseyStreamError(f"ignored a bad message from the streamer: {exc}"))
+            return
+        self._route(message)
+
+    def _route(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        now = time.monotonic()
+        if kind == protocol.STREAM_STARTED:
+            stream_id = message.get("stream_id")
+            if not isinstance(stream_id, str):
+                self._nonfatal(OdysseyStreamError("stream_started without a stream_id"))
+                return
+            applied = message.get("applied_prompt")
+            self.stream_id = stream_id
+            if isinstance(applied, str):
+                self.prompt = applied
+            self.buffer.set_stream(stream_id)
+            self._resolve(kind, message, now, stream_id)
+            self._notify("session_stream_started", stream_id, applied if isinstance(applied, str) else "")
+        elif kind == protocol.UPDATE_ACKNOWLEDGED:
+            prompt = message.get("prompt")
+            prompt = prompt if isinstance(prompt, str) else ""
+            self.prompt = prompt
+            self._resolve(kind, message, now, prompt)
+            self._notify("session_interact_acknowledged", prompt)
+        elif kind == protocol.STREAM_ENDED:
+            self._stream_over()
+            self._resolve(kind, message, now, None)
+            self._notify("session_stream_ended")
+        elif kind == protocol.STREAM_ERROR:
+            self._on_stream_error(str(message.get("reason", "unknown")), str(message.get("message", "")))
+        elif kind == protocol.BROADCAST_READY:
+            self._on_broadcast_ready(message)
+        else:
+            logger.debug("ignoring streamer message %r", kind)
+
+    def _stream_over(self) -> None:
+        self.stream_id = None
+        self.buffer.set_stream(None)
+
+    def _resolve(self, reply_type: str, message: dict[str, Any], now: float, text: str | None) -> None:
+        message["_received_at"] = now
+        candidates = [p for p in self._pending if p.reply_type == reply_type and not p.future.done()]
+        if reply_type == protocol.UPDATE_ACKNOWLEDGED and text is not None:
+            orphan = next((o for o in self._orphans if o[0] == reply_type and _matches(text, o[1])), None)
+            if orphan is not None and not any(_matches(text, p.prompt) for p in candidates):
+                self._orphans.remove(orphan)
+                logger.debug("late acknowledgement of a timed-out interact ignored")
+                return
+        if candidates:
+            pending = candidates[0]
+            self._pending.remove(pending)
+            pending.future.set_result(message)
+
+    def _on_stream_error(self, reason: str, message: str) -> None:
+        error = stream_error_from_reason(reason, message)
+        for pending in list(self._pending):
+            if pending.reply_type in (protocol.STREAM_STARTED, protocol.UPDATE_ACKNOWLEDGED) and not pending.future.done():
+                self._pending.remove(pending)
+                pending.future.set_exception(error)
+                break
+        if reason == "session_timeout":
+            self._stream_over()
+        self._notify("session_stream_error", reason, message)
+        if isinstance(error, StreamDurationExceededError):
+            # The server closes the connection after a lease expires.
+            self.fail(error)
+
+    def _on_broadcast_ready(self, message: dict[str, Any]) -> None:
+        webrtc_url, token = message.get("webrtc_url"), message.get("spectator_token")
+        if isinstance(webrtc_url, str) and webrtc_url and isinstance(token, str) and token:
+            hls = message.get("broadcast_url")
+            self._notify("session_broadcast_ready", BroadcastInfo(hls if isinstance(hls, str) else None, webrtc_url, token))
+        else:
+            self._notify("session_stream_error", "broadcast_error", "Broadcast setup incomplete: missing playback URL or token")
+
+    # -- requests --------------------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any], reply_type: str, *, via_signaling: bool = False) -> dict[str, Any]:
+        """Send a stream message and wait for its reply (register first, then send)."""
+        if self._ended:
+            raise self._gone_error()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        prompt = message.get("prompt") if isinstance(message.get("prompt"), str) else None
+        pending = _Pending(reply_type, future, prompt)
+        self._pending.append(pending)
+        try:
+            self._send(message, via_signaling)
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if pending in self._pending:
+                self._pending.remove(pending)
+                self._orphans.append((reply_type, prompt))
+            raise
+        except BaseException:
+            if pending in self._pending:
+                self._pending.remove(pending)
+            raise
+
+    def _send(self, message: dict[str, Any], via_signaling: bool) -> None:
+        text = protocol.encode(message)
+        channel = self._to_streamer
+        fits = len(text.encode("utf-8")) <= protocol.DEFAULT_DATA_CHANNEL_LIMIT
+        if not via_signaling and fits and channel is not None and channel.readyState == "open":
+            channel.send(text)
+            return
+        if message["type"] != protocol.STREAM_START:
+            raise OdysseyConnectionError("the clientToStreamer channel is not open; connect again")
+        if self._signaling is None or self._signaling.closed:
+            raise OdysseyConnectionError("the signaling connection is closed; connect again")
+        create_task(self._signaling.send(message), name="odyssey-ws-start")
+
+    def _gone_error(self) -> BaseException:
+        if self.error is not None:
+            return self.error
+        return OdysseyConnectionError("the connection is closed; call connect() first")
+
+    # -- ending ----------------------------------------------------------------------------------
+
+    def _nonfatal(self, error: BaseException) -> None:
+        logger.debug("%s", error)
+        self._notify("session_error", error)
+
+    def fail(self, error: BaseException) -> None:
+        """End the session because of ``error`` (idempotent; the first error wins)."""
+        if self._ended:
+            return
+        self._end(error)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.error = error
+        gone = error or OdysseyConnectionError("the server closed the connection; connect again")
+        self._reject_pending(gone)
+        self.buffer.close(error)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(gone)
+            self._ready.exception()  # retrieved: open() re-raises it
+        self._start_teardown(error, goodbye=False, notify=True)
+
+    def _reject_pending(self, error: BaseException) -> None:
+        while self._pending:
+            pending = self._pending.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(error)
+                pending.future.exception()
+
+    async def close(self) -> None:
+        """Close cleanly: ``client_disconnecting``, close code 1000, peer closed. Bounded."""
+        if self._teardown_task is not None:
+            await asyncio.shield(self._teardown_task)
+            return
+        already_ended = self._ended
+        self._ended = True
+        self._reject_pending(OdysseyConnectionError("disconnect() was called"))
+        self.buffer.close(self.error)
+        await self._start_teardown(self.error, goodbye=not already_ended, notify=False)
+
+    def _start_teardown(self, error: BaseException | None, *, goodbye: bool, notify: bool) -> asyncio.Future[None]:
+        """Start tearing down once; every caller gets the same (shielded) task to await."""
+        if self._teardown_task is None:
+            self._closing = True
+            self._teardown_task = create_task(self._teardown(error, goodbye=goodbye, notify=notify), name="odyssey-teardown")
+        return asyncio.shield(self._teardown_task)
+
+    async def _teardown(self, error: BaseException | None, *, goodbye: bool, notify: bool) -> None:
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        if self._signaling is not None:
+            await self._signaling.close(goodbye=goodbye)
+        if self.pc is not None:
+            try:
+                await asyncio.wait_for(self.pc.close(), _PEER_CLOSE_TIMEOUT_S)
+            except (asyncio.TimeoutError, Exception) as exc:
+                logger.debug("peer close: %r", exc)
+        if self._http is not None:
+            await self._http.close()
+        self.buffer.close(error)
+        if notify:
+            self._notify("session_ended", error)
+
+
+def _matches(ack: str, prompt: str | None) -> bool:
+    return bool(prompt) and prompt.strip().lower() in ack.lower()  # type: ignore[union-attr]
+
+
+_CHANNEL_MESSAGE_TYPES = frozenset(
+    {
+        protocol.STREAM_STARTED,
+        protocol.UPDATE_ACKNOWLEDGED,
+        protocol.STREAM_ENDED,
+        protocol.STREAM_ERROR,
+        protocol.BROADCAST_READY,
+    }
+)

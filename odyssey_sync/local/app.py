@@ -1,0 +1,336 @@
+"""The aiohttp application: REST endpoints, the signaling upgrade, CORS and error bodies.
+
+Every error is FastAPI-shaped (``{"detail": ...}``) and every response,
+errors and preflights included, carries CORS headers so a browser client
+can call the server cross-origin. Handlers read top to bottom: check the
+caller, check the body, act, answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+import attrs
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .. import protocol
+from .auth import Authority, TokenError
+from .config import KEY_PREFIX, ApiKey, ServerConfig
+from .faults import Faults
+from .sessions import SessionRegistry
+from .streamer import Streamer
+from .usage import usage_error_body
+from .world import World
+
+__all__ = ["AccessLogger", "AppState", "HttpError", "STATE", "build_app"]
+
+logger = logging.getLogger("odyssey_sync.local.app")
+
+REGION_ID = "local"
+MODEL_NAME = "odyssey-local"
+_CORS_METHODS = "GET, POST, DELETE, OPTIONS"
+_CORS_HEADERS = "Authorization, Content-Type"
+# Seconds the server waits for a client's reply to its WebSocket close frame.
+_WS_CLOSE_TIMEOUT_S = 2.0
+
+
+@attrs.define(eq=False)
+class AppState:
+    """Everything the handlers share; owned by the server, used on its loop only."""
+
+    config: ServerConfig
+    authority: Authority
+    registry: SessionRegistry
+    faults: Faults
+    idle: World
+    idle_ready: asyncio.Future[None]
+    executor: concurrent.futures.Executor
+    streamers: set[Streamer] = attrs.Factory(set)
+    closing: bool = False
+
+
+STATE = web.AppKey("odyssey_state", AppState)
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer ``status`` with a JSON body (``{"detail": detail}`` unless ``body``)."""
+
+    def __init__(self, status: int, detail: Any = None, *, body: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(status, detail)
+        self.status = status
+        self.body = {"detail": detail} if body is None else body
+        self.headers = headers or {}
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Logs method, path (never the query: tokens travel there) and status at DEBUG."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Write one line for one request."""
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug("%s %s -> %s in %.1f ms", request.method, request.path, response.status, time * 1000)
+
+    @property
+    def enabled(self) -> bool:
+        """Only worth formatting when DEBUG is on."""
+        return self.logger.isEnabledFor(logging.DEBUG)
+
+
+# -- middlewares --------------------------------------------------------------------------
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    requested = request.headers.get("Access-Control-Request-Headers", "")
+    allowed = [h.strip() for h in _CORS_HEADERS.split(",")]
+    allowed += [h.strip() for h in requested.split(",") if h.strip() and h.strip().lower() not in
+                {a.lower() for a in allowed}]
+    return {
+        "Access-Control-Allow-Origin": request.headers.get("Origin") or "*",
+        "Access-Control-Allow-Methods": _CORS_METHODS,
+        "Access-Control-Allow-Headers": ", ".join(allowed),
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Answer preflights and put CORS headers on every response not yet sent."""
+    if request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if not response.prepared:
+        response.headers.update(_cors_headers(request))
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Turn every failure into a JSON ``{"detail"}`` response; the server keeps serving."""
+    try:
+        limit = request.app[STATE].config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise HttpError(413, _too_large(limit))
+        return await handler(request)
+    except HttpError as exc:
+        return web.json_response(exc.body, status=exc.status, headers=exc.headers)
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response({"detail": _too_large(request.app[STATE].config.max_body_bytes)}, status=413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"detail": exc.reason}, status=exc.status, headers=_allow_header(exc))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"detail": "Internal server error"}, status=500)
+
+
+def _allow_header(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+def _too_large(limit: int) -> str:
+    return f"Request body too large: the limit is {limit} bytes"
+
+
+# -- request helpers ----------------------------------------------------------------------
+
+
+async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise HttpError(422, "Request body must be a JSON object")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HttpError(400, f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise HttpError(422, f"Request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _caller(request: web.Request) -> ApiKey:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    key = None
+    if scheme.lower() == "bearer" and token.strip():
+        key = request.app[STATE].authority.key_for_access_token(token.strip())
+    if key is None:
+        raise HttpError(401, "Not authenticated: send 'Authorization: Bearer <access_token from /auth/token>'",
+                        headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def _http_base(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+# -- REST ---------------------------------------------------------------------------------
+
+
+async def auth_token(request: web.Request) -> web.Response:
+    """``POST /auth/token``: an API key for an access token."""
+    state = request.app[STATE]
+    body = await _json_body(request)
+    api_key = body.get("api_key")
+    if not isinstance(api_key, str) or not api_key.startswith(KEY_PREFIX):
+        raise HttpError(422, f"api_key must be a string starting with {KEY_PREFIX!r}")
+    key = state.authority.find_key(api_key)
+    if key is None:
+        raise HttpError(401, "Invalid API key")
+    if key.suspended:
+        raise HttpError(403, "API key access denied")
+    token = state.authority.issue_access_token(key)
+    return web.json_response({"access_token": token, "expires_in": state.authority.access_token_lifetime_s})
+
+
+async def regions(request: web.Request) -> web.Response:
+    """``GET /regions``: the one local region."""
+    _caller(request)
+    return web.json_response({"regions": [{"id": REGION_ID, "ping_url": f"{_http_base(request)}/ping"}]})
+
+
+async def ping(request: web.Request) -> web.Response:
+    """``GET /ping``: for latency probes."""
+    return web.json_response({"status": "ok"})
+
+
+async def sessions_request(request: web.Request) -> web.Response:
+    """``POST /sessions/request``: hold a session, or say why not (503, 429)."""
+    state = request.app[STATE]
+    key = _caller(request)
+    await _json_body(request, allow_empty=True)
+    if state.closing or state.faults.take_session_request_503():
+        raise HttpError(503, "No available sessions")
+    usage = state.faults.take_usage_error()
+    if usage is not None:
+        code, wrapped = usage
+        _raise_usage(usage_error_body(code), wrapped)
+    if key.monthly_limit_reached:
+        _raise_usage(usage_error_body("MONTHLY_LIMIT_REACHED"), True)
+    admission = state.registry.admit(key)
+    if admission.refusal == "concurrency":
+        body = usage_error_body("CONCURRENT_LIMIT_REACHED", active_count=admission.active_count, limit=admission.limit)
+        _raise_usage(body, True)
+    if admission.session is None:
+        raise HttpError(503, "No available sessions")
+    session = admission.session
+    asyncio.get_running_loop().call_later(
+        state.config.unclaimed_session_timeout_s, state.registry.release_if_unclaimed, session.session_id
+    )
+    logger.info("session %s held for %s", session.session_id[:8], key.name)
+    return web.json_response(
+        {
+            "session_id": session.session_id,
+            "signalling_url": protocol.signaling_ws_base(_http_base(request)),
+            "capabilities": {"image_to_video": state.config.image_to_video},
+            "streamer_id": f"local-{session.session_id[:8]}",
+            "model": MODEL_NAME,
+            "region": REGION_ID,
+        }
+    )
+
+
+def _raise_usage(body: dict[str, Any], wrapped: bool) -> None:
+    raise HttpError(429, body={"detail": body} if wrapped else body)
+
+
+async def sessions_token(request: web.Request) -> web.Response:
+    """``POST /sessions/token``: a session JWT for one of the caller's sessions."""
+    state = request.app[STATE]
+    key = _caller(request)
+    body = await _json_body(request)
+    session_id = body.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        raise HttpError(422, "session_id must be a non-empty string")
+    session = state.registry.get(session_id)
+    if session is None or session.key.key != key.key:
+        raise HttpError(404, "Session not found")
+    token = state.authority.mint_session_token(session_id)
+    return web.json_response({"session_token": token, "expires_in": protocol.SESSION_TOKEN_LIFETIME_S})
+
+
+async def telemetry(request: web.Request) -> web.Response:
+    """``POST /telemetry``: accepted and ignored."""
+    await request.read()
+    return web.Response(status=204)
+
+
+async def ice_config(request: web.Request) -> web.Response:
+    """``GET /config``: the ICE servers clients should use."""
+    return web.json_response({"iceServers": request.app[STATE].config.ice_servers})
+
+
+# -- signaling ----------------------------------------------------------------------------
+
+
+async def signaling(request: web.Request) -> web.StreamResponse:
+    """``GET /client/{session_id}?token=<JWT>``: verify, then upgrade and hand over to a :class:`Streamer`."""
+    state = request.app[STATE]
+    session_id = request.match_info["session_id"]
+    try:
+        state.authority.verify_session_token(request.query.get("token"), session_id)
+    except TokenError as exc:
+        raise HttpError(401, str(exc)) from None
+    if state.closing:
+        raise HttpError(503, "Server is shutting down")
+    session = state.registry.get(session_id)
+    if session is None:
+        raise HttpError(404, "Session not found")
+    if session.connected:
+        raise HttpError(409, "Session already has a signaling connection")
+    ws = web.WebSocketResponse(
+        timeout=_WS_CLOSE_TIMEOUT_S, max_msg_size=state.config.max_body_bytes, autoping=True, heartbeat=None
+    )
+    if not ws.can_prepare(request).ok:
+        raise HttpError(400, "Expected a WebSocket upgrade")
+    state.registry.set_connected(session, True)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        state.registry.release(session)
+        raise
+    streamer = Streamer(
+        session=session,
+        ws=ws,
+        request=request,
+        config=state.config,
+        faults=state.faults,
+        registry=state.registry,
+        idle=state.idle,
+        idle_ready=state.idle_ready,
+        executor=state.executor,
+    )
+    logger.info("session %s connected (%s)", session_id[:8], protocol.redact_url(str(request.url)))
+    state.streamers.add(streamer)
+    try:
+        await streamer.run()
+    finally:
+        state.streamers.discard(streamer)
+    return ws
+
+
+def build_app(state: AppState) -> web.Application:
+    """The application with every route, the middlewares and ``state`` attached."""
+    app = web.Application(middlewares=[cors_middleware, error_middleware], client_max_size=state.config.max_body_bytes)
+    app[STATE] = state
+    app.router.add_post("/auth/token", auth_token)
+    app.router.add_get("/regions", regions)
+    app.router.add_get("/ping", ping)
+    app.router.add_post("/sessions/request", sessions_request)
+    app.router.add_post("/sessions/token", sessions_token)
+    app.router.add_post("/telemetry", telemetry)
+    app.router.add_get("/config", ice_config)
+    app.router.add_get("/client/{session_id}", signaling)
+    return app

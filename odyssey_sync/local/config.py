@@ -1,0 +1,111 @@
+"""Configuration of the local server: its API keys and its limits.
+
+Every limit of the hosted service is a field here, with the hosted value as
+the default, so tests can shrink them (a 1.5 s stream limit, a capacity of
+one session) without touching the server's code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any, Mapping
+
+import attrs
+
+__all__ = ["ApiKey", "ServerConfig", "random_api_key"]
+
+KEY_PREFIX = "ody_"
+MIB = 1024 * 1024
+
+
+def random_api_key() -> str:
+    """A fresh key of the form ``ody_local_<hex>``."""
+    return f"{KEY_PREFIX}local_{secrets.token_hex(16)}"
+
+
+def _default_key_name(key: ApiKey) -> str:
+    # A name derived from the key's hash identifies it in records without revealing it.
+    return "key-" + hashlib.sha256(key.key.encode("utf-8")).hexdigest()[:8]
+
+
+def _check_key(instance: ApiKey, attribute: attrs.Attribute, value: str) -> None:
+    if not isinstance(value, str) or not value.startswith(KEY_PREFIX):
+        raise ValueError(f"an API key must be a string starting with {KEY_PREFIX!r}")
+
+
+@attrs.frozen(repr=False)
+class ApiKey:
+    """An API key the server accepts, with the account properties the limits consult.
+
+    ``name`` identifies the key in session records and logs (the key itself is
+    never logged); ``bypass_privilege`` allows ``bypass_vlm_expansion``;
+    ``suspended`` makes ``/auth/token`` answer 403; ``monthly_limit_reached``
+    makes ``/sessions/request`` answer 429 ``MONTHLY_LIMIT_REACHED``.
+    """
+
+    key: str = attrs.field(validator=_check_key)
+    name: str = attrs.field(default=attrs.Factory(_default_key_name, takes_self=True))
+    bypass_privilege: bool = False
+    suspended: bool = False
+    monthly_limit_reached: bool = False
+
+    def __repr__(self) -> str:
+        return f"ApiKey(name={self.name!r}, key='{self.key[:4]}...')"
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"ServerConfig.{attribute.name} must be a number > 0, got {value!r}")
+
+
+def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"ServerConfig.{attribute.name} must be None or an int >= 0, got {value!r}")
+
+
+def _port(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"ServerConfig.port must be an int in 0..65535 (0 = a free port), got {value!r}")
+
+
+def _ice_servers(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    servers = []
+    for server in value:
+        if not isinstance(server, Mapping) or not isinstance(server.get("urls"), (str, list)):
+            raise ValueError(f"each ICE server must be a dict with 'urls', got {server!r}")
+        servers.append(dict(server))
+    return servers
+
+
+@attrs.frozen
+class ServerConfig:
+    """Where the server listens and which limits it enforces.
+
+    ``port=0`` picks a free port. ``capacity`` bounds the sessions held at
+    once over all keys (``None`` = unbounded; beyond it ``/sessions/request``
+    answers 503); ``max_concurrent_per_key`` bounds them per key (429
+    ``CONCURRENT_LIMIT_REACHED``). A session is held from ``/sessions/request``
+    until its signaling socket closes, or for ``unclaimed_session_timeout_s``
+    when no socket ever opens. ``max_stream_seconds`` ends a stream with
+    ``session_timeout``; ``max_connection_seconds`` ends a connection with the
+    signaling error ``duration_limit_reached``. ``ice_servers`` is what
+    ``GET /config`` returns and what the server's own peers use.
+    ``video_bitrate`` is the VP8/H.264 start bitrate in bits/s.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=0, validator=_port)
+    fps: float = attrs.field(default=20.0, validator=_positive)
+    max_stream_seconds: float = attrs.field(default=150.0, validator=_positive)
+    max_connection_seconds: float = attrs.field(default=3600.0, validator=_positive)
+    max_concurrent_per_key: int = attrs.field(default=5, validator=_positive)
+    capacity: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    image_to_video: bool = True
+    ice_servers: list[dict[str, Any]] = attrs.field(factory=list, converter=_ice_servers)
+    unclaimed_session_timeout_s: float = attrs.field(default=60.0, validator=_positive)
+    max_body_bytes: int = attrs.field(default=40 * MIB, validator=_positive)
+    video_bitrate: int = attrs.field(default=2_500_000, validator=_positive)
+    access_token_lifetime_s: int = attrs.field(default=3600, validator=_positive)

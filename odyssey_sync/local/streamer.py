@@ -1,0 +1,609 @@
+"""One session's streamer: the signaling socket, the aiortc peer and the stream lifecycle.
+
+The server offers (as the hosted service does): it adds its world video track
+and creates both data channels, then sends ``offer`` on the socket and waits
+for the ``answer``. Stream messages arrive on ``clientToStreamer`` (the start
+also on the socket) and are handled one at a time, in order; replies go on
+``streamerToClient`` and are queued until that channel opens, never dropped.
+
+When the socket closes, however it closes, the peer is closed and the session
+released. Anything unexpected from the client is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiortc.codecs.h264
+import aiortc.codecs.vpx
+import aioice.ice
+import attrs
+from aiohttp import WSMsgType, web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from .. import protocol
+from ..images import decode_to_rgb
+from .config import ApiKey, ServerConfig
+from .faults import Faults
+from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
+from .track import WorldVideoTrack
+from .world import World
+
+__all__ = ["Streamer", "expand_prompt", "ice_servers_for", "raise_codec_bitrates", "ensure_loopback_candidates"]
+
+logger = logging.getLogger("odyssey_sync.local.streamer")
+
+DEFAULT_SCENE = "A quiet procedural landscape of rolling hills under a wide sky"
+EXPANSION_SUFFIX = "cinematic lighting, smooth camera motion, rich detail"
+
+# Close code for a connection the server ends because of an internal failure.
+_CLOSE_INTERNAL_ERROR = 1011
+_CLOSE_GOING_AWAY = 1001
+# How long a final data-channel message may take to be acknowledged before the peer closes.
+_DRAIN_TIMEOUT_S = 1.0
+_DRAIN_POLL_S = 0.01
+_PEER_CLOSE_TIMEOUT_S = 5.0
+
+_STREAM_ERROR_TEXT = {
+    "session_timeout": protocol.SESSION_TIMEOUT_MESSAGE,
+    "quota_exceeded": "Monthly usage quota exceeded",
+    "concurrent_limit_exceeded": "Too many concurrent streams for this API key",
+    "lease_denied": "Credit lease denied",
+}
+
+
+def expand_prompt(prompt: str, *, bypass: bool = False) -> str:
+    """The local stand-in for the hosted prompt expansion: deterministic, visibly longer.
+
+    An empty prompt becomes a default scene; ``bypass`` (for keys with the
+    privilege) returns the prompt unchanged.
+    """
+    if bypass:
+        return prompt
+    base = prompt.strip() or DEFAULT_SCENE
+    return f"{base}, {EXPANSION_SUFFIX}"
+
+
+def raise_codec_bitrates(bitrate: int) -> None:
+    """Set aiortc's VP8 and H.264 start/min/max bitrates around ``bitrate`` (module globals).
+
+    aiortc starts VP8 at 0.5 Mbps and needs ~15 s of REMB to reach its
+    1.5 Mbps cap, which looks soft at 1280x704; there is no per-connection
+    API, so the module constants are patched (read by every new encoder).
+    """
+    low, high = max(100_000, int(bitrate * 0.4)), int(bitrate * 2.4)
+    for codec in (aiortc.codecs.vpx, aiortc.codecs.h264):
+        codec.DEFAULT_BITRATE, codec.MIN_BITRATE, codec.MAX_BITRATE = int(bitrate), low, high
+
+
+def ensure_loopback_candidates() -> None:
+    """Let ICE gather 127.0.0.1 on machines whose only interface is loopback.
+
+    aioice skips loopback addresses, so in a loopback-only network namespace
+    no candidate is gathered and every connection fails. The patch changes
+    nothing on machines with any other address.
+    """
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "_odyssey_loopback_fallback", False):
+        return
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = original(use_ipv4, use_ipv6)
+        if not addresses and use_ipv4:
+            return ["127.0.0.1"]
+        return addresses
+
+    get_host_addresses._odyssey_loopback_fallback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses
+
+
+def ice_servers_for(config: ServerConfig) -> list[RTCIceServer]:
+    """The configured ICE servers as aiortc objects (an empty list: no STUN at all)."""
+    return [
+        RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
+        for server in config.ice_servers
+    ]
+
+
+class _SessionLog(logging.LoggerAdapter):
+    """Prefixes every record with the (non-secret) session id."""
+
+    def __init__(self, base: logging.Logger, session_id: str) -> None:
+        super().__init__(base, {})
+        self._prefix = f"session {session_id[:8]}: "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return self._prefix + str(msg), kwargs
+
+
+@attrs.define
+class _ActiveStream:
+    stream_id: str
+    width: int
+    height: int
+    bypass: bool
+    seed: Any
+    deadline: asyncio.TimerHandle | None = None
+
+
+class Streamer:
+    """Serves one signaling socket: peer, data channels, world and stream lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        config: ServerConfig,
+        faults: Faults,
+        registry: SessionRegistry,
+        idle: World,
+        idle_ready: asyncio.Future[None],
+        executor: concurrent.futures.Executor,
+    ) -> None:
+        """Bind the parts; nothing happens until :meth:`run`."""
+        self._session = session
+        self._ws = ws
+        self._request = request
+        self._config = config
+        self._faults = faults
+        self._registry = registry
+        self._idle = idle
+        self._idle_ready = idle_ready
+        self._executor = executor
+        self._log = _SessionLog(logger, session.session_id)
+        self._worlds = (World(1280, 704, fps=config.fps), World(1280, 704, fps=config.fps))
+        self._front = 0
+        self._pc: RTCPeerConnection | None = None
+        self._track: WorldVideoTrack | None = None
+        self._out: Any = None
+        self._pending: list[str] = []
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._stream: _ActiveStream | None = None
+        self._closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connection_deadline: asyncio.TimerHandle | None = None
+
+    @property
+    def session(self) -> Session:
+        """The session this streamer serves."""
+        return self._session
+
+    @property
+    def key(self) -> ApiKey:
+        """The API key that holds the session."""
+        return self._session.key
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the (already upgraded) socket until it closes, then tear everything down."""
+        loop = asyncio.get_running_loop()
+        self._connection_deadline = loop.call_later(self._config.max_connection_seconds, self._on_connection_limit)
+        self._spawn(self._process_inbox(), "inbox")
+        try:
+            await self._open_peer()
+            async for message in self._ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_signaling_text(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    self._log.warning("ignoring a binary signaling frame of %d bytes", len(message.data))
+                elif message.type == WSMsgType.ERROR:
+                    self._log.info("signaling socket error: %s", self._ws.exception())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._log.exception("streamer failed; closing the connection")
+            if not self._ws.closed:
+                await self._send_signaling(protocol.signaling_error("unknown"))
+                await self._ws.close(code=_CLOSE_INTERNAL_ERROR)
+        finally:
+            await self._teardown()
+
+    async def close(self, *, reason: str = "streamer_disconnected", code: int = _CLOSE_GOING_AWAY) -> None:
+        """End the connection from the server side: signaling ``error``, then close the socket."""
+        if self._closing or self._ws.closed:
+            return
+        self._closing = True
+        await self._send_signaling(protocol.signaling_error(reason))
+        await self._ws.close(code=code)
+
+    def abort(self) -> None:
+        """Cut the socket and the peer's UDP sockets without a word, as a crash would."""
+        self._closing = True
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+        if self._pc is not None:
+            for ice in _ice_transports(self._pc):
+                connection = getattr(ice, "_connection", None)
+                for stun in getattr(connection, "_protocols", ()):
+                    udp = getattr(stun, "transport", None)
+                    if udp is not None:
+                        udp.abort()
+
+    async def _teardown(self) -> None:
+        self._closing = True
+        if self._connection_deadline is not None:
+            self._connection_deadline.cancel()
+        if self._stream is not None and self._stream.deadline is not None:
+            self._stream.deadline.cancel()
+        current = asyncio.current_task()
+        for task in [t for t in self._tasks if t is not current]:
+            task.cancel()
+        if self._pc is not None:
+            try:
+                await asyncio.wait_for(self._pc.close(), _PEER_CLOSE_TIMEOUT_S)
+            except Exception:
+                self._log.warning("closing the peer connection failed", exc_info=True)
+        if self._track is not None:
+            self._track.stop()
+        if not self._ws.closed:
+            await self._ws.close()
+        self._registry.release(self._session)
+        self._log.info("session closed")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"local-odyssey-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- peer ------------------------------------------------------------------------------
+
+    async def _open_peer(self) -> None:
+        await self._idle_ready
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers_for(self._config)))
+        self._pc = pc
+        self._track = WorldVideoTrack(
+            self._idle, fps=self._config.fps, stalled=self._faults.video_stalled, on_frame=self._on_frame
+        )
+        pc.addTransceiver(self._track, direction="sendonly")
+        inbound = pc.createDataChannel(protocol.CLIENT_TO_STREAMER)
+        self._out = pc.createDataChannel(protocol.STREAMER_TO_CLIENT)
+        inbound.on("message", self._on_data_message)
+        self._out.on("message", self._on_data_message)
+        self._out.on("open", self._flush_pending)
+        pc.on("connectionstatechange", self._on_connection_state)
+        await pc.setLocalDescription(await pc.createOffer())
+        await self._send_signaling(protocol.offer(pc.localDescription.sdp))
+
+    def _on_connection_state(self) -> None:
+        if self._pc is not None:
+            self._log.info("peer connection %s", self._pc.connectionState)
+
+    def _on_frame(self, frame_number: int) -> None:
+        self._session.frames_sent = frame_number + 1
+
+    # -- signaling -------------------------------------------------------------------------
+
+    async def _send_signaling(self, message: dict[str, Any]) -> None:
+        if self._ws.closed:
+            return
+        try:
+            await self._ws.send_str(protocol.encode(message))
+        except (ConnectionError, RuntimeError) as exc:
+            self._log.info("could not send %s on the signaling socket: %s", message.get("type"), exc)
+
+    async def _on_signaling_text(self, text: str) -> None:
+        try:
+            message = protocol.decode(text)
+        except protocol.ProtocolError as exc:
+            self._log.warning("ignoring a signaling message: %s", exc)
+            return
+        kind = message["type"]
+        if self._faults.ignores(kind):
+            self._log.info("fault knob: dropping signaling %s", kind)
+        elif kind == protocol.ANSWER:
+            await self._on_answer(message)
+        elif kind == protocol.ICE_CANDIDATE:
+            await self._on_remote_candidate(message)
+        elif kind == protocol.KEEPALIVE:
+            pass
+        elif kind == protocol.CLIENT_DISCONNECTING:
+            self._log.info("client is disconnecting")
+            self._closing = True
+            await self._ws.close(code=1000)
+        elif kind in (protocol.STREAM_START, protocol.UPDATE, protocol.STREAM_END):
+            self._inbox.put_nowait(message)
+        else:
+            self._log.warning("ignoring unknown signaling message type %r", kind)
+
+    async def _on_answer(self, message: dict[str, Any]) -> None:
+        pc = self._pc
+        sdp = message.get("sdp")
+        if pc is None or pc.signalingState != "have-local-offer" or not isinstance(sdp, str):
+            self._log.warning("ignoring an answer (state %s)", pc.signalingState if pc else "no peer")
+            return
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            self._log.warning("ignoring an answer that cannot be applied: %s", exc)
+
+    async def _on_remote_candidate(self, message: dict[str, Any]) -> None:
+        text = message.get("candidate")
+        if self._pc is None or not isinstance(text, str) or not text.strip():
+            return  # end-of-candidates, or nothing usable
+        text = text.strip()
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        try:
+            candidate = candidate_from_sdp(text)
+            candidate.sdpMid = message.get("sdpMid")
+            candidate.sdpMLineIndex = message.get("sdpMLineIndex")
+            await self._pc.addIceCandidate(candidate)
+        except Exception as exc:
+            self._log.warning("ignoring an ICE candidate: %s", exc)
+
+    # -- data channels ---------------------------------------------------------------------
+
+    def _on_data_message(self, data: str | bytes) -> None:
+        try:
+            message = protocol.decode(data)
+        except protocol.ProtocolError as exc:
+            self._log.warning("ignoring a data channel message: %s", exc)
+            return
+        kind = message["type"]
+        if self._faults.ignores(kind):
+            self._log.info("fault knob: dropping %s", kind)
+        elif kind in (protocol.STREAM_START, protocol.UPDATE, protocol.STREAM_END):
+            self._inbox.put_nowait(message)
+        else:
+            self._log.warning("ignoring unknown data channel message type %r", kind)
+
+    def _reply(self, message: dict[str, Any]) -> None:
+        self._send_data(protocol.encode(message))
+
+    def _send_data(self, text: str) -> None:
+        channel = self._out
+        if channel is not None and channel.readyState == "open":
+            try:
+                channel.send(text)
+            except Exception as exc:
+                self._log.warning("could not send on %s: %s", protocol.STREAMER_TO_CLIENT, exc)
+        elif channel is None or channel.readyState == "connecting":
+            self._pending.append(text)
+        else:
+            self._log.info("dropping a reply: %s is %s", protocol.STREAMER_TO_CLIENT, channel.readyState)
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for text in pending:
+            self._send_data(text)
+
+    async def _drain_data(self) -> None:
+        """Wait (bounded) until what was sent on the data channel has been acknowledged."""
+        channel = self._out
+        if channel is None or channel.readyState != "open":
+            return
+        sctp = self._pc.sctp if self._pc is not None else None
+        deadline = time.monotonic() + _DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            # aiortc has no delivery event; its SCTP queues are the only evidence of acknowledgement.
+            queued = channel.bufferedAmount or self._pending
+            for name in ("_data_channel_queue", "_outbound_queue", "_sent_queue"):
+                queued = queued or getattr(sctp, name, None)
+            if not queued:
+                return
+            await asyncio.sleep(_DRAIN_POLL_S)
+
+    # -- stream lifecycle ------------------------------------------------------------------
+
+    async def _process_inbox(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            if self._closing:
+                continue
+            try:
+                kind = message["type"]
+                if kind == protocol.STREAM_START:
+                    await self._on_start(message)
+                elif kind == protocol.UPDATE:
+                    await self._on_update(message)
+                else:
+                    self._on_end()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._log.exception("failed to handle %s", message.get("type"))
+                self._reply(protocol.stream_error("internal_error", "The local server failed to handle the message"))
+
+    async def _on_start(self, message: dict[str, Any]) -> None:
+        if self._stream is not None:
+            self._reply(
+                protocol.stream_error(
+                    "stream_already_active", "A stream is already running; end it with interactive_stream_end first"
+                )
+            )
+            return
+        prompt = message.get("prompt", "")
+        portrait = message.get("portrait", True)
+        image = message.get("input_image_base64")
+        bypass = message.get("bypass_vlm_expansion") is True
+        if not isinstance(prompt, str):
+            self._reply(protocol.stream_error("invalid_request", "prompt must be a string"))
+            return
+        if not isinstance(portrait, bool):
+            self._reply(protocol.stream_error("invalid_request", "portrait must be true or false"))
+            return
+        if bypass and not self.key.bypass_privilege:
+            self._reply(
+                protocol.stream_error("permission_denied", "This API key is not allowed to bypass prompt expansion")
+            )
+            return
+        if image and not self._config.image_to_video:
+            self._reply(
+                protocol.stream_error("image_to_video_unsupported", "This streamer does not support image-to-video")
+            )
+            return
+        fault = self._faults.take_stream_error_on_start()
+        if fault is not None:
+            await self._stream_error(fault)
+            return
+
+        width, height = protocol.PORTRAIT if portrait else protocol.LANDSCAPE
+        seed = None
+        if image:
+            if not isinstance(image, str) or image[:5].lower() != "data:":
+                self._reply(
+                    protocol.stream_error("invalid_image", "input_image_base64 must be a data:<mime>;base64,... URL")
+                )
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                seed = await loop.run_in_executor(self._executor, decode_to_rgb, image, width, height)
+            except (ValueError, TypeError) as exc:
+                self._reply(protocol.stream_error("invalid_image", str(exc)))
+                return
+
+        stream = _ActiveStream(str(uuid.uuid4()), width, height, bypass, seed)
+        applied = expand_prompt(prompt, bypass=bypass)
+        frame_number = await self._show(prompt, stream)
+        if frame_number is None:
+            return
+        self._stream = stream
+        stream.deadline = asyncio.get_running_loop().call_later(
+            self._config.max_stream_seconds, self._on_stream_limit, stream.stream_id
+        )
+        now = time.time()
+        self._registry.start_stream(
+            self._session,
+            StreamRecord(
+                stream_id=stream.stream_id,
+                prompt=prompt,
+                portrait=portrait,
+                has_image=seed is not None,
+                prompts=(PromptRecord(prompt, applied, frame_number, now),),
+                started_at=now,
+            ),
+        )
+        self._log.info("stream %s started (%dx%d)", stream.stream_id, width, height)
+        self._reply(protocol.stream_started(stream.stream_id, applied))
+
+    async def _on_update(self, message: dict[str, Any]) -> None:
+        prompt = message.get("prompt")
+        if not isinstance(prompt, str):
+            self._reply(protocol.stream_error("invalid_request", "prompt must be a string"))
+            return
+        stream = self._stream
+        if stream is None:
+            self._reply(
+                protocol.stream_error("no_active_stream", "No stream is running; start one with interactive_stream_start")
+            )
+            return
+        fault = self._faults.take_stream_error_on_interact()
+        if fault is not None:
+            await self._stream_error(fault)
+            return
+        applied = expand_prompt(prompt, bypass=stream.bypass)
+        frame_number = await self._show(prompt, stream)
+        if frame_number is None or self._stream is not stream:
+            return
+        self._registry.add_prompt(self._session, PromptRecord(prompt, applied, frame_number, time.time()))
+        self._reply(protocol.update_acknowledged(applied))
+
+    def _on_end(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            if stream.deadline is not None:
+                stream.deadline.cancel()
+            if self._track is not None:
+                self._track.show(self._idle)
+            self._registry.end_stream(self._session, "ended")
+            self._log.info("stream %s ended", stream.stream_id)
+        self._reply(protocol.stream_ended())
+
+    async def _show(self, prompt: str, stream: _ActiveStream) -> int | None:
+        """Prepare the back world for ``prompt`` off the loop, then swap it in; the first frame number showing it."""
+        world = self._worlds[1 - self._front]
+        world.resize(stream.width, stream.height)
+        world.set_seed_image(stream.seed)
+        world.set_prompt(prompt)
+        assert self._track is not None
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, world.render_planes, self._track.next_frame_number)
+        if self._closing:
+            return None
+        self._front = 1 - self._front
+        return self._track.show(world)
+
+    async def _stream_error(self, reason: str) -> None:
+        self._reply(protocol.stream_error(reason, _STREAM_ERROR_TEXT.get(reason, f"Stream error: {reason}")))
+        if reason == "session_timeout":
+            await self._end_connection_after_timeout()
+
+    def _on_stream_limit(self, stream_id: str) -> None:
+        if self._stream is None or self._stream.stream_id != stream_id or self._closing:
+            return
+        self._log.info("stream %s reached %g s", stream_id, self._config.max_stream_seconds)
+        self._reply(protocol.stream_error("session_timeout", protocol.SESSION_TIMEOUT_MESSAGE))
+        self._spawn(self._end_connection_after_timeout(), "stream-limit")
+
+    async def _end_connection_after_timeout(self) -> None:
+        if self._stream is not None:
+            self._registry.end_stream(self._session, "session_timeout")
+            self._stream = None
+        self._closing = True
+        await self._drain_data()
+        if not self._ws.closed:
+            await self._ws.close(code=1000)
+
+    def _on_connection_limit(self) -> None:
+        if self._closing:
+            return
+        self._log.info("connection reached %g s", self._config.max_connection_seconds)
+        if self._stream is not None:
+            self._registry.end_stream(self._session, "duration_limit_reached")
+            self._stream = None
+        self._spawn(self.close(reason="duration_limit_reached", code=1000), "connection-limit")
+
+    # -- fault targets ---------------------------------------------------------------------
+
+    async def drop_signaling(self, code: int) -> None:
+        """Close the signaling socket with ``code`` and no error message."""
+        self._closing = True
+        if not self._ws.closed:
+            await self._ws.close(code=code)
+
+    async def send_signaling_error(self, reason: str) -> None:
+        """Send a signaling ``error``; the socket stays open."""
+        await self._send_signaling(protocol.signaling_error(reason))
+
+    async def send_raw_data(self, text: str) -> None:
+        """Send ``text`` unchanged on ``streamerToClient`` (queued until it opens)."""
+        self._send_data(text)
+
+    async def fail_peer(self) -> None:
+        """Close the peer connection, leaving the socket open and silent."""
+        if self._pc is not None:
+            await self._pc.close()
+
+    async def set_video_stalled(self, stalled: bool) -> None:
+        """Stop or resume the video frames."""
+        if self._track is not None:
+            self._track.set_stalled(stalled)
+
+
+def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
+    """The ICE transports of a peer (usually one, bundled)."""
+    found: list[Any] = []
+    dtls = [t.sender.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    for transport in dtls:
+        ice = getattr(transport, "transport", None)
+        if ice is not None and ice not in found:
+            found.append(ice)
+    return found
