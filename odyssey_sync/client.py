@@ -636,13 +636,13 @@ class Odyssey:
             return Stats()
         buffer = conn.buffer
         fps = buffer.measured_fps()
-        bytes_received = 0
+        bytes_received = packets_lost = 0
         session = conn.session
         if session is not None and not conn.released and conn.loop.is_running and session.pc is not None:
             try:
-                bytes_received = conn.loop.run(_bytes_received(session), 1.0, what="stats")
+                bytes_received, packets_lost = conn.loop.run(_transport_counters(session), 1.0, what="stats")
             except (OdysseyError, RuntimeError):
-                bytes_received = 0
+                pass
         elapsed = time.monotonic() - session.connected_at if session is not None and session.connected_at else 0.0
         return Stats(
             frames_received=buffer.received,
@@ -651,6 +651,7 @@ class Odyssey:
             fps=fps,
             bitrate_bps=bytes_received * 8 / elapsed if elapsed > 0 else 0.0,
             bytes_received=bytes_received,
+            packets_lost=packets_lost,
             handler_frames_dropped=conn.dispatcher.frames_dropped,
         )
 
@@ -701,10 +702,13 @@ class _Listener:
             client._on_session_ended(self._conn, error)
 
 
-async def _bytes_received(session: Session) -> int:
+async def _transport_counters(session: Session) -> tuple[int, int]:
+    """Bytes received by the transport (aiortc's inbound-rtp stats carry no bytes) and packets lost."""
     assert session.pc is not None
     report = await session.pc.getStats()
-    return sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
+    received = sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "transport")
+    lost = sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
+    return received, lost
 
 
 def _check_handlers(handlers: dict[str, Any]) -> dict[str, Callable[..., Any] | None]:

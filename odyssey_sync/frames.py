@@ -131,7 +131,8 @@ class FrameBuffer:
 
     Fed by the event-loop thread; read by any number of caller threads. It also
     remembers the newest frame and a short history for ``wait_for_frame``.
-    ``close()`` wakes every waiter: with the given error, or cleanly.
+    ``close()`` wakes every waiter, with the given error or cleanly; frames
+    still buffered then are discarded (they belong to a connection that is gone).
     """
 
     def __init__(self, capacity: int = 32) -> None:
@@ -228,7 +229,7 @@ class FrameBuffer:
             self._raise_if_failed()
             self._wait(lambda: bool(self._fifo) or self._closed, timeout, "get_frame")
             self._raise_if_failed()
-            if not self._fifo:
+            if self._closed:
                 raise OdysseyConnectionError("the client is disconnected; call connect() to receive frames again")
             self.delivered += 1
             return self._fifo.popleft()
@@ -278,6 +279,8 @@ class FrameBuffer:
 
                 self._wait(ready, timeout, "frames")
                 self._raise_if_failed()
+                if self._closed:
+                    return
                 if self._fifo:
                     frame = self._fifo[0]
                     if followed is None and frame.stream_id is not None:
@@ -286,7 +289,7 @@ class FrameBuffer:
                         return
                     self._fifo.popleft()
                     self.delivered += 1
-                elif self._closed or (followed is not None and self._stream_id != followed):
+                elif followed is not None and self._stream_id != followed:
                     return
                 else:  # pragma: no cover - ready() guarantees one of the above
                     continue

@@ -285,8 +285,10 @@ class Stats:
 
     ``frames_received`` counts decoded frames; ``frames_delivered`` those handed
     to the caller by a pull call; ``frames_dropped`` those pushed out of the full
-    buffer unread. ``fps`` is measured over the last second or so and
-    ``bitrate_bps`` over the whole connection.
+    buffer unread. ``fps`` is measured over the recent frames and
+    ``bitrate_bps`` over the whole connection; ``packets_lost`` comes from RTP
+    and ``handler_frames_dropped`` counts frames skipped for a slow
+    ``on_video_frame`` handler.
     """
 
     frames_received: int = 0
@@ -295,6 +297,7 @@ class Stats:
     fps: float = 0.0
     bitrate_bps: float = 0.0
     bytes_received: int = 0
+    packets_lost: int = 0
     handler_frames_dropped: int = 0
 
 

@@ -637,6 +637,33 @@ def test_kill_cuts_connections_without_a_goodbye() -> None:
         server.stop()
 
 
+def test_stop_says_goodbye_and_is_bounded() -> None:
+    server = LocalOdyssey().start()
+
+    async def scenario() -> None:
+        client, conn = await connect(server)
+        try:
+            started = time.monotonic()
+            await asyncio.to_thread(server.stop)
+            assert time.monotonic() - started < 8
+            assert await conn.next_signaling() == {"type": "error", "reason": "streamer_disconnected"}
+            assert await conn.wait_closed() in protocol.NORMAL_CLOSE_CODES
+            assert not server.sessions()[0].held and not server.is_running
+        finally:
+            await leave(client, conn)
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+
+
+def test_ice_servers_are_served_with_credentials() -> None:
+    turn = {"urls": ["turn:127.0.0.1:3478?transport=udp"], "username": "user", "credential": "secret"}
+    with LocalOdyssey(ice_servers=[turn]) as server:
+        assert requests.get(f"{server.url}/config", timeout=10).json() == {"iceServers": [turn]}
+
+
 # -- the server object and the CLI --------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from .auth import Authority, TokenError
 from .config import KEY_PREFIX, ApiKey, ServerConfig
 from .faults import Faults
 from .sessions import SessionRegistry
-from .streamer import Streamer
+from .streamer import WS_CLOSE_TIMEOUT_S, Streamer
 from .usage import usage_error_body
 from .world import World
 
@@ -34,9 +34,8 @@ logger = logging.getLogger("odyssey_sync.local.app")
 REGION_ID = "local"
 MODEL_NAME = "odyssey-local"
 _CORS_METHODS = "GET, POST, DELETE, OPTIONS"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CORS_HEADERS = "Authorization, Content-Type"
-# Seconds the server waits for a client's reply to its WebSocket close frame.
-_WS_CLOSE_TIMEOUT_S = 2.0
 
 
 @attrs.define(eq=False)
@@ -85,10 +84,12 @@ class AccessLogger(AbstractAccessLogger):
 
 
 def _cors_headers(request: web.Request) -> dict[str, str]:
-    requested = request.headers.get("Access-Control-Request-Headers", "")
     allowed = [h.strip() for h in _CORS_HEADERS.split(",")]
-    allowed += [h.strip() for h in requested.split(",") if h.strip() and h.strip().lower() not in
-                {a.lower() for a in allowed}]
+    known = {h.lower() for h in allowed}
+    for header in request.headers.get("Access-Control-Request-Headers", "").split(","):
+        if header.strip() and header.strip().lower() not in known:
+            allowed.append(header.strip())
+            known.add(header.strip().lower())
     return {
         "Access-Control-Allow-Origin": request.headers.get("Origin") or "*",
         "Access-Control-Allow-Methods": _CORS_METHODS,
@@ -99,7 +100,7 @@ def _cors_headers(request: web.Request) -> dict[str, str]:
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer preflights and put CORS headers on every response not yet sent."""
     if request.method == "OPTIONS":
         response: web.StreamResponse = web.Response(status=204)
@@ -111,7 +112,7 @@ async def cors_middleware(request: web.Request, handler: Callable[[web.Request],
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a JSON ``{"detail"}`` response; the server keeps serving."""
     try:
         limit = request.app[STATE].config.max_body_bytes
@@ -167,8 +168,11 @@ def _caller(request: web.Request) -> ApiKey:
     if scheme.lower() == "bearer" and token.strip():
         key = request.app[STATE].authority.key_for_access_token(token.strip())
     if key is None:
-        raise HttpError(401, "Not authenticated: send 'Authorization: Bearer <access_token from /auth/token>'",
-                        headers={"WWW-Authenticate": "Bearer"})
+        raise HttpError(
+            401,
+            "Not authenticated: send 'Authorization: Bearer <access_token from /auth/token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return key
 
 
@@ -291,7 +295,7 @@ async def signaling(request: web.Request) -> web.StreamResponse:
     if session.connected:
         raise HttpError(409, "Session already has a signaling connection")
     ws = web.WebSocketResponse(
-        timeout=_WS_CLOSE_TIMEOUT_S, max_msg_size=state.config.max_body_bytes, autoping=True, heartbeat=None
+        timeout=WS_CLOSE_TIMEOUT_S, max_msg_size=state.config.max_body_bytes, autoping=True, heartbeat=None
     )
     if not ws.can_prepare(request).ok:
         raise HttpError(400, "Expected a WebSocket upgrade")

@@ -255,9 +255,8 @@ class LocalOdyssey:
         state = self._state
         if state is not None:
             state.closing = True
-            streamers = list(state.streamers)
-            if streamers:
-                await asyncio.wait([asyncio.ensure_future(s.close()) for s in streamers], timeout=_STOP_TIMEOUT_S / 2)
+            for streamer in list(state.streamers):
+                streamer.begin_close()
             await self._wait_streamers_gone(state)
         await self._cleanup_runner()
 
@@ -276,12 +275,12 @@ class LocalOdyssey:
         await self._cleanup_runner()
 
     async def _wait_streamers_gone(self, state: AppState) -> None:
-        """Streamers leave ``state.streamers`` once their peers are closed."""
-        for _ in range(int(_STOP_TIMEOUT_S / 2 / 0.02)):
-            if not state.streamers:
-                return
-            await asyncio.sleep(0.02)
-        logger.warning("%d sessions did not close in time", len(state.streamers))
+        """Wait (bounded) until every streamer has closed its peer and released its session."""
+        pending = [streamer.closed for streamer in state.streamers]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=_STOP_TIMEOUT_S / 2)
+            if late:
+                logger.warning("%d sessions did not close in time", len(late))
 
     async def _cleanup_runner(self) -> None:
         runner, self._runner = self._runner, None
@@ -291,7 +290,7 @@ class LocalOdyssey:
     def _shutdown_threads(self) -> None:
         self._loop.stop()
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self._url = None
         self._state = None

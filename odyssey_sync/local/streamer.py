@@ -35,7 +35,14 @@ from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
 from .track import WorldVideoTrack
 from .world import World
 
-__all__ = ["Streamer", "expand_prompt", "ice_servers_for", "raise_codec_bitrates", "ensure_loopback_candidates"]
+__all__ = [
+    "WS_CLOSE_TIMEOUT_S",
+    "Streamer",
+    "ensure_loopback_candidates",
+    "expand_prompt",
+    "ice_servers_for",
+    "raise_codec_bitrates",
+]
 
 logger = logging.getLogger("odyssey_sync.local.streamer")
 
@@ -49,6 +56,8 @@ _CLOSE_GOING_AWAY = 1001
 _DRAIN_TIMEOUT_S = 1.0
 _DRAIN_POLL_S = 0.01
 _PEER_CLOSE_TIMEOUT_S = 5.0
+# Seconds to wait for the client's reply to a close frame (also the WebSocketResponse timeout).
+WS_CLOSE_TIMEOUT_S = 2.0
 
 _STREAM_ERROR_TEXT = {
     "session_timeout": protocol.SESSION_TIMEOUT_MESSAGE,
@@ -169,12 +178,19 @@ class Streamer:
         self._stream: _ActiveStream | None = None
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._inbox_task: asyncio.Task[Any] | None = None
         self._connection_deadline: asyncio.TimerHandle | None = None
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @property
     def session(self) -> Session:
         """The session this streamer serves."""
         return self._session
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Resolved once the peer is closed and the session released."""
+        return self._closed
 
     @property
     def key(self) -> ApiKey:
@@ -187,7 +203,7 @@ class Streamer:
         """Serve the (already upgraded) socket until it closes, then tear everything down."""
         loop = asyncio.get_running_loop()
         self._connection_deadline = loop.call_later(self._config.max_connection_seconds, self._on_connection_limit)
-        self._spawn(self._process_inbox(), "inbox")
+        self._inbox_task = self._spawn(self._process_inbox(), "inbox")
         try:
             await self._open_peer()
             async for message in self._ws:
@@ -229,15 +245,18 @@ class Streamer:
                     if udp is not None:
                         udp.abort()
 
+    def begin_close(self, *, reason: str = "streamer_disconnected") -> None:
+        """Start :meth:`close` without waiting; :attr:`closed` tells when it is done."""
+        self._spawn(self.close(reason=reason), "close")
+
     async def _teardown(self) -> None:
         self._closing = True
         if self._connection_deadline is not None:
             self._connection_deadline.cancel()
         if self._stream is not None and self._stream.deadline is not None:
             self._stream.deadline.cancel()
-        current = asyncio.current_task()
-        for task in [t for t in self._tasks if t is not current]:
-            task.cancel()
+        if self._inbox_task is not None:
+            self._inbox_task.cancel()
         if self._pc is not None:
             try:
                 await asyncio.wait_for(self._pc.close(), _PEER_CLOSE_TIMEOUT_S)
@@ -247,14 +266,24 @@ class Streamer:
             self._track.stop()
         if not self._ws.closed:
             await self._ws.close()
+        # Closing handshakes still running end within the socket's close timeout.
+        current = asyncio.current_task()
+        others = [t for t in self._tasks if t is not current and not t.done()]
+        if others:
+            _, late = await asyncio.wait(others, timeout=WS_CLOSE_TIMEOUT_S)
+            for task in late:
+                task.cancel()
         self._registry.release(self._session)
+        if not self._closed.done():
+            self._closed.set_result(None)
         self._log.info("session closed")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"local-odyssey-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -333,7 +362,9 @@ class Streamer:
             self._log.warning("ignoring an answer that cannot be applied: %s", exc)
 
     async def _on_remote_candidate(self, message: dict[str, Any]) -> None:
-        text = message.get("candidate")
+        text, mid, index = message.get("candidate"), message.get("sdpMid"), message.get("sdpMLineIndex")
+        if isinstance(text, dict):  # an RTCIceCandidateInit object instead of flat fields
+            text, mid, index = text.get("candidate"), text.get("sdpMid", mid), text.get("sdpMLineIndex", index)
         if self._pc is None or not isinstance(text, str) or not text.strip():
             return  # end-of-candidates, or nothing usable
         text = text.strip()
@@ -341,8 +372,7 @@ class Streamer:
             text = text[len("candidate:") :]
         try:
             candidate = candidate_from_sdp(text)
-            candidate.sdpMid = message.get("sdpMid")
-            candidate.sdpMLineIndex = message.get("sdpMLineIndex")
+            candidate.sdpMid, candidate.sdpMLineIndex = mid, index
             await self._pc.addIceCandidate(candidate)
         except Exception as exc:
             self._log.warning("ignoring an ICE candidate: %s", exc)
