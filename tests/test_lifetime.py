@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -116,25 +114,36 @@ def test_interpreter_exit_with_an_open_client(server: LocalOdyssey) -> None:
     assert server.wait_until(lambda: server.session_count() == before, timeout=10)
 
 
-def test_fork_guard(client: Odyssey) -> None:
-    client.connect()
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # child: must refuse, never touch the parent's sockets
-        try:
-            client.interact("from the child")
-            verdict = b"used"
-        except OdysseyError as exc:
-            verdict = b"refused" if "fork" in str(exc) else b"wrong error"
-        except BaseException:
-            verdict = b"crashed"
-        os.write(write_end, verdict)
-        os._exit(0)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    verdict = os.read(read_end, 64)
-    os.close(read_end)
-    assert verdict == b"refused"
-    assert client.is_connected and client.get_frame(timeout=10)
+def test_fork_guard(server: LocalOdyssey) -> None:
+    # The fork happens in a separate interpreter holding only a client: a process that also
+    # hosts the server has encoder threads whose FFmpeg state a forked child cannot free.
+    script = textwrap.dedent(
+        f"""
+        import os, warnings
+        from odyssey_sync import Odyssey, OdysseyError
+        client = Odyssey(api_key={server.api_key!r}, api_url={server.url!r}, timeout=20)
+        client.connect()
+        client.get_frame(timeout=10)
+        read_end, write_end = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            try:
+                client.interact("from the child")
+                verdict = b"used"
+            except OdysseyError as exc:
+                verdict = b"refused" if "fork" in str(exc) else b"wrong error"
+            except BaseException:
+                verdict = b"crashed"
+            os.write(write_end, verdict)
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        print(os.read(read_end, 64).decode())
+        print("parent-ok" if client.is_connected and client.get_frame(timeout=10) else "parent-broken")
+        client.disconnect()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["refused", "parent-ok"], result.stderr[-2000:]

@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    # Handled explicitly: a SIGINT that the launching shell set to "ignore" must still stop the server.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
             server.start()
@@ -73,16 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key in server.api_keys:
             print(f"export ODYSSEY_API_URL={server.url} ODYSSEY_API_KEY={key.key}")
         sys.stdout.flush()
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):
             pass
         print("Stopping...")
         return 0
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
