@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import aiohttp
 
 from . import images, protocol
+from ._account import AccountMethods
 from ._dispatch import Dispatcher
 from ._loop import LoopThread, wait_future
 from ._regions import measure_region_latencies
@@ -130,7 +131,7 @@ class _Connection:
             self.dispatcher.stop(timeout=0.5)
 
 
-class Odyssey:
+class Odyssey(AccountMethods):
     """A blocking client of Odyssey's interactive world-model video API.
 
     Use it as a context manager, or call :meth:`disconnect` when done::
@@ -654,8 +655,6 @@ class Odyssey:
             packets_lost=packets_lost,
             handler_frames_dropped=conn.dispatcher.frames_dropped,
         )
-
-    # -- recordings, simulations, broadcast: later issues ------------------------------------------
 
 
 class _Listener:
