@@ -40,7 +40,7 @@ logger = logging.getLogger("odyssey_sync.local.server")
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 10.0
 _FAULT_TIMEOUT_S = 10.0
-_RENDER_WORKERS = 2
+_RENDER_WORKERS = 8  # per-frame encodes of every session, plus scene builds
 
 
 def _normalise_keys(api_keys: Sequence[ApiKey] | Sequence[str] | None) -> list[ApiKey]:

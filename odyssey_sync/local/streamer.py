@@ -24,13 +24,14 @@ import aiortc.codecs.vpx
 import aioice.ice
 import attrs
 from aiohttp import WSMsgType, web
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import protocol
 from ..images import decode_to_rgb
 from .config import ApiKey, ServerConfig
 from .faults import Faults
+from .encoder import H264Encoder
 from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
 from .track import WorldVideoTrack
 from .world import World
@@ -112,6 +113,23 @@ def ensure_loopback_candidates() -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+def prefer_h264(transceiver: Any) -> None:
+    """Offer H.264 first (the encode-once packets), VP8 after it for peers without H.264."""
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    order = {"video/H264": 0, "video/VP8": 1, "video/rtx": 2}
+    transceiver.setCodecPreferences(sorted((c for c in codecs if c.mimeType in order), key=lambda c: order[c.mimeType]))
+
+
+def negotiated_video_codec(sdp: str) -> str | None:
+    """The mime type of the first video codec of a session description (what the sender uses)."""
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind == "video":
+            for codec in media.rtp.codecs:
+                if codec.mimeType.lower() != "video/rtx":
+                    return codec.mimeType
+    return None
+
+
 def ice_servers_for(config: ServerConfig) -> list[RTCIceServer]:
     """The configured ICE servers as aiortc objects (an empty list: no STUN at all)."""
     return [
@@ -172,6 +190,7 @@ class Streamer:
         self._front = 0
         self._pc: RTCPeerConnection | None = None
         self._track: WorldVideoTrack | None = None
+        self._encoder = H264Encoder(fps=config.fps, bitrate=config.video_bitrate)
         self._out: Any = None
         self._pending: list[str] = []
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -264,6 +283,7 @@ class Streamer:
                 self._log.warning("closing the peer connection failed", exc_info=True)
         if self._track is not None:
             self._track.stop()
+        self._encoder.close()
         if not self._ws.closed:
             await self._ws.close()
         # Closing handshakes still running end within the socket's close timeout.
@@ -297,9 +317,14 @@ class Streamer:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers_for(self._config)))
         self._pc = pc
         self._track = WorldVideoTrack(
-            self._idle, fps=self._config.fps, stalled=self._faults.video_stalled, on_frame=self._on_frame
+            self._idle,
+            fps=self._config.fps,
+            encoder=self._encoder,
+            executor=self._executor,
+            stalled=self._faults.video_stalled,
+            on_frame=self._on_frame,
         )
-        pc.addTransceiver(self._track, direction="sendonly")
+        prefer_h264(pc.addTransceiver(self._track, direction="sendonly"))
         inbound = pc.createDataChannel(protocol.CLIENT_TO_STREAMER)
         self._out = pc.createDataChannel(protocol.STREAMER_TO_CLIENT)
         inbound.on("message", self._on_data_message)
@@ -360,6 +385,12 @@ class Streamer:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
             self._log.warning("ignoring an answer that cannot be applied: %s", exc)
+            return
+        codec = negotiated_video_codec(sdp)
+        if self._track is not None:
+            self._track.passthrough = (codec or "").lower() == "video/h264"
+            self._track.sender = next((t.sender for t in pc.getTransceivers() if t.kind == "video"), None)
+        self._log.info("video codec %s (%s)", codec, "encoded once" if self._track and self._track.passthrough else "aiortc encodes")
 
     async def _on_remote_candidate(self, message: dict[str, Any]) -> None:
         text, mid, index = message.get("candidate"), message.get("sdpMid"), message.get("sdpMLineIndex")

@@ -10,26 +10,36 @@ Rendering a frame of a prepared scene takes well under a millisecond
 (measured about 0.1 ms at 1280x704), so it happens on the loop thread;
 preparing a new scene takes 0.2-0.4 s, so the streamer does that on a
 second world in an executor and then points the track at it (:meth:`show`).
+
+Each frame is encoded once, to H.264, in an executor (:mod:`.encoder`). The
+packets go to every sink (recorder, broadcast relay) and, once the peer has
+negotiated H.264 (:attr:`passthrough`), to the WebRTC sender as they are; a
+peer that negotiated another codec gets the raw frames, encoded by aiortc.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
+import concurrent.futures
 import functools
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from .encoder import TIME_BASE, H264Encoder
 from .world import World
 
-__all__ = ["VIDEO_CLOCK_RATE", "WorldVideoTrack", "idle_world"]
+__all__ = ["PacketSink", "VIDEO_CLOCK_RATE", "WorldVideoTrack", "idle_world"]
 
 VIDEO_CLOCK_RATE = 90000
-_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+# aiortc keeps a PLI/FIR request in this private flag; it is read (guarded) for pre-encoded packets.
+_SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
+
+PacketSink = Callable[[av.Packet, int, av.VideoFrame], None]
+"""Called on the loop thread with each encoded packet, its frame number and the frame it encodes."""
 
 
 @functools.cache
@@ -52,12 +62,22 @@ class WorldVideoTrack(MediaStreamTrack):
         world: World,
         *,
         fps: float,
+        encoder: H264Encoder,
+        executor: concurrent.futures.Executor | None = None,
         stalled: bool = False,
         on_frame: Callable[[int], None] | None = None,
     ) -> None:
         """Render ``world`` at ``fps``; ``on_frame(frame_number)`` is called for each frame produced."""
         super().__init__()
         self._world = world
+        self._encoder = encoder
+        self._executor = executor
+        self._sinks: list[PacketSink] = []
+        self._keyframe_wanted = False
+        self.passthrough = False
+        """Send the H.264 packets themselves (set once the peer negotiated H.264)."""
+        self.sender: Any = None
+        """The aiortc sender, whose key-frame requests (PLI/FIR) are honoured in passthrough."""
         self._interval = 1.0 / fps
         self._ticks_per_frame = VIDEO_CLOCK_RATE / fps
         self._next_frame = 0
@@ -82,6 +102,27 @@ class WorldVideoTrack(MediaStreamTrack):
         self._world = world
         return self._next_frame
 
+    def add_sink(self, sink: PacketSink) -> Callable[[], None]:
+        """Also hand every encoded packet to ``sink``; returns a function that removes it.
+
+        The next frame is a key frame, so a new sink can start decoding at once.
+        """
+        self._sinks.append(sink)
+        self._keyframe_wanted = True
+        return lambda: self._sinks.remove(sink) if sink in self._sinks else None
+
+    def request_keyframe(self) -> None:
+        """Make the next frame a key frame."""
+        self._keyframe_wanted = True
+
+    def _take_keyframe_request(self) -> bool:
+        wanted, self._keyframe_wanted = self._keyframe_wanted, False
+        sender = self.sender
+        if sender is not None and getattr(sender, _SENDER_KEYFRAME_FLAG, False):
+            setattr(sender, _SENDER_KEYFRAME_FLAG, False)
+            wanted = True
+        return wanted
+
     def set_stalled(self, stalled: bool) -> None:
         """Stop producing frames (``True``) or resume (``False``, without a catch-up burst)."""
         if stalled:
@@ -94,8 +135,29 @@ class WorldVideoTrack(MediaStreamTrack):
         super().stop()
         self._running.set()
 
-    async def recv(self) -> av.VideoFrame:
-        """The next frame, at its slot; raises :class:`MediaStreamError` once stopped."""
+    async def recv(self) -> av.Packet | av.VideoFrame:  # type: ignore[override]
+        """The next frame's packet (or frame, without passthrough), at its slot.
+
+        Raises :class:`MediaStreamError` once stopped.
+        """
+        while True:
+            frame = await self._next_frame_at_slot()
+            number = self._next_frame - 1
+            keyframe = self._take_keyframe_request()
+            loop = asyncio.get_running_loop()
+            packets = await loop.run_in_executor(self._executor, functools.partial(self._encoder.encode, frame, keyframe=keyframe))
+            if self.readyState != "live":
+                raise MediaStreamError
+            if not packets:
+                continue
+            packet = packets[0] if len(packets) == 1 else _joined(packets)
+            for sink in list(self._sinks):
+                sink(packet, number, frame)
+            if self._on_frame is not None:
+                self._on_frame(number)
+            return packet if self.passthrough else frame
+
+    async def _next_frame_at_slot(self) -> av.VideoFrame:
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -115,8 +177,14 @@ class WorldVideoTrack(MediaStreamTrack):
         self._next_frame += 1
         frame = self._world.render(number)
         frame.pts = round(number * self._ticks_per_frame)
-        frame.time_base = _TIME_BASE
+        frame.time_base = TIME_BASE
         self._next_slot = max(self._next_slot + self._interval, time.monotonic())
-        if self._on_frame is not None:
-            self._on_frame(number)
         return frame
+
+
+def _joined(packets: list[av.Packet]) -> av.Packet:
+    """One Annex-B packet carrying several (the encoder split a frame)."""
+    packet = av.Packet(b"".join(bytes(p) for p in packets))
+    packet.pts, packet.dts, packet.time_base = packets[0].pts, packets[0].dts, TIME_BASE
+    packet.is_keyframe = any(p.is_keyframe for p in packets)
+    return packet
