@@ -29,6 +29,7 @@ from .errors import (
     StreamDurationExceededError,
 )
 from .frames import MediaStream, VideoFrame
+from .scripts import ScriptError, prompt_list_script
 from .types import (
     Acknowledgement,
     AdvancedConfig,
@@ -67,6 +68,7 @@ __all__ = [
     "OdysseyTimeoutError",
     "OdysseyUsageError",
     "RateLimitError",
+    "ScriptError",
     "Recording",
     "SimulationJobDetail",
     "SimulationJobInfo",
@@ -79,5 +81,6 @@ __all__ = [
     "StreamRecordingsList",
     "StreamerCapabilities",
     "VideoFrame",
+    "prompt_list_script",
     "__version__",
 ]
