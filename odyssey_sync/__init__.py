@@ -30,6 +30,7 @@ from .errors import (
 )
 from .frames import MediaStream, VideoFrame
 from .scripts import ScriptError, prompt_list_script
+from .spectator import SpectatorConnection, connect_to_stream
 from .types import (
     Acknowledgement,
     AdvancedConfig,
@@ -75,12 +76,14 @@ __all__ = [
     "SimulationJobStatus",
     "SimulationJobsList",
     "SimulationStream",
+    "SpectatorConnection",
     "Stats",
     "StreamDurationExceededError",
     "StreamRecordingInfo",
     "StreamRecordingsList",
     "StreamerCapabilities",
     "VideoFrame",
+    "connect_to_stream",
     "prompt_list_script",
     "__version__",
 ]

@@ -98,11 +98,11 @@ class Dispatcher:
                 return
             try:
                 callback(*args)
-            except Exception as exc:  # a user handler: contain it
+            except BaseException as exc:  # a user handler: contain it (sys.exit() in a handler too)
                 name = getattr(callback, "__qualname__", repr(callback))
                 logger.exception("handler %s raised; delivery goes on", name)
                 if self._on_error is not None and callback is not self._on_error:
                     try:
                         self._on_error(exc, False)
-                    except Exception:
+                    except BaseException:
                         logger.exception("on_error handler raised")

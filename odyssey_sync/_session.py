@@ -36,6 +36,12 @@ from .types import AdvancedConfig, BroadcastInfo
 logger = logging.getLogger("odyssey_sync.session")
 
 _PEER_CLOSE_TIMEOUT_S = 2.0
+# The streamer sends video continuously (~20 fps, before and between streams too), so this long
+# without a decoded frame means the peer is gone; ICE alone would notice only after ~30 s.
+VIDEO_STALL_TIMEOUT_S = 5.0
+# A watchdog that wakes this much later than it asked was frozen (process suspended, loop starved):
+# what it measured is the freeze, not the stream, so it starts measuring again.
+_WATCHDOG_FROZEN_S = 1.0
 # Replies whose request timed out, remembered so a late one is not taken for the next request's.
 _MAX_ORPHANS = 8
 
@@ -106,6 +112,7 @@ class Session:
         self.stream_id: str | None = None
         self.prompt: str | None = None
         self._frame_index = 0
+        self._last_frame_at: float | None = None
         self.connected_at: float | None = None
 
     # -- helpers -------------------------------------------------------------------------------
@@ -149,9 +156,11 @@ class Session:
             await asyncio.shield(self._ready)
         except BaseException as exc:
             self._ended = True
-            await self._start_teardown(exc if isinstance(exc, OdysseyError) else None, goodbye=False, notify=False)
+            await self._start_teardown(exc if isinstance(exc, OdysseyError) else None, goodbye=False)
             raise
         self.connected_at = time.monotonic()
+        if not self._ended:
+            self._tasks.append(create_task(self._watch_video(), name="odyssey-video-watchdog"))
 
     def _wire_peer(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -288,8 +297,30 @@ class Session:
                 prompt=self.prompt,
             )
             self._frame_index += 1
+            self._last_frame_at = frame.received_at
             self.buffer.put(frame)
             self._notify("session_frame", frame)
+
+    async def _watch_video(self) -> None:
+        """Fail the session when no frame has been decoded for :data:`VIDEO_STALL_TIMEOUT_S`."""
+        loop = asyncio.get_running_loop()
+        since = time.monotonic()
+        while not self._ended:
+            limit = VIDEO_STALL_TIMEOUT_S
+            now = time.monotonic()
+            silent = now - max(since, self._last_frame_at or since)
+            if silent >= limit:
+                self.fail(
+                    OdysseyConnectionError(
+                        f"No video from the streamer for {limit:g} s: the connection is dead; connect again"
+                    )
+                )
+                return
+            wait = max(0.05, limit - silent)
+            asked_at = loop.time()
+            await asyncio.sleep(wait)
+            if loop.time() - asked_at - wait > _WATCHDOG_FROZEN_S:
+                since = time.monotonic()
 
     # -- data channel ------------------------------------------------------------------------------
 
@@ -353,17 +384,18 @@ class Session:
 
     def _on_stream_error(self, reason: str, message: str) -> None:
         error = stream_error_from_reason(reason, message)
+        self._notify("session_stream_error", reason, message)
+        if isinstance(error, StreamDurationExceededError):
+            # The server closes the connection after a lease expires: every pending call and puller gets
+            # the error (failing before the stream is marked over, so frames() raises instead of ending).
+            self.fail(error)
+            self._stream_over()
+            return
         for pending in list(self._pending):
             if pending.reply_type in (protocol.STREAM_STARTED, protocol.UPDATE_ACKNOWLEDGED) and not pending.future.done():
                 self._pending.remove(pending)
                 pending.future.set_exception(error)
                 break
-        if reason == "session_timeout":
-            self._stream_over()
-        self._notify("session_stream_error", reason, message)
-        if isinstance(error, StreamDurationExceededError):
-            # The server closes the connection after a lease expires.
-            self.fail(error)
 
     def _on_broadcast_ready(self, message: dict[str, Any]) -> None:
         webrtc_url, token = message.get("webrtc_url"), message.get("spectator_token")
@@ -404,6 +436,11 @@ class Session:
             channel.send(text)
             return
         if message["type"] != protocol.STREAM_START:
+            if not fits:
+                raise OdysseyStreamError(
+                    f"the {message['type']} message is larger than a data-channel message may be "
+                    f"({protocol.DEFAULT_DATA_CHANNEL_LIMIT} bytes); shorten it"
+                )
             raise OdysseyConnectionError("the clientToStreamer channel is not open; connect again")
         if self._signaling is None or self._signaling.closed:
             raise OdysseyConnectionError("the signaling connection is closed; connect again")
@@ -432,12 +469,14 @@ class Session:
         self._ended = True
         self.error = error
         gone = error or OdysseyConnectionError("the server closed the connection; connect again")
+        # The owner hears first, so callers woken below already see the failed status.
+        self._notify("session_ended", error)
         self._reject_pending(gone)
         self.buffer.close(error)
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(gone)
             self._ready.exception()  # retrieved: open() re-raises it
-        self._start_teardown(error, goodbye=False, notify=True)
+        self._start_teardown(error, goodbye=False)
 
     def _reject_pending(self, error: BaseException) -> None:
         while self._pending:
@@ -455,16 +494,16 @@ class Session:
         self._ended = True
         self._reject_pending(OdysseyConnectionError("disconnect() was called"))
         self.buffer.close(self.error)
-        await self._start_teardown(self.error, goodbye=not already_ended, notify=False)
+        await self._start_teardown(self.error, goodbye=not already_ended)
 
-    def _start_teardown(self, error: BaseException | None, *, goodbye: bool, notify: bool) -> asyncio.Future[None]:
+    def _start_teardown(self, error: BaseException | None, *, goodbye: bool) -> asyncio.Future[None]:
         """Start tearing down once; every caller gets the same (shielded) task to await."""
         if self._teardown_task is None:
             self._closing = True
-            self._teardown_task = create_task(self._teardown(error, goodbye=goodbye, notify=notify), name="odyssey-teardown")
+            self._teardown_task = create_task(self._teardown(error, goodbye=goodbye), name="odyssey-teardown")
         return asyncio.shield(self._teardown_task)
 
-    async def _teardown(self, error: BaseException | None, *, goodbye: bool, notify: bool) -> None:
+    async def _teardown(self, error: BaseException | None, *, goodbye: bool) -> None:
         for task in self._tasks:
             await cancel_and_wait(task)
         if self._signaling is not None:
@@ -477,8 +516,6 @@ class Session:
         if self._http is not None:
             await self._http.close()
         self.buffer.close(error)
-        if notify:
-            self._notify("session_ended", error)
 
 
 def _matches(ack: str, prompt: str | None) -> bool:

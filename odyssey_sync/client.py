@@ -7,6 +7,7 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from ._session import Session
 from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
 from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
 from .rest import RestClient
+from .spectator import SpectatorConnection, connect_to_stream
 from .types import (
     Acknowledgement,
     AdvancedConfig,
@@ -110,6 +112,8 @@ class _Connection:
         self.was_connected = False
         self.ended = False
         self.ended_error: BaseException | None = None
+        # Whether the end (failure, server close or disconnect()) was reported: status and handlers, once.
+        self.end_reported = False
         self._release_lock = threading.Lock()
         self.released = False
 
@@ -357,6 +361,8 @@ class Odyssey(AccountMethods):
             conn.loop.run(session.open(), deadline.remaining(), what="connect()")
         except BaseException as exc:
             interrupted = not isinstance(exc, Exception)
+            with self._lock:
+                conn.end_reported = True
             if isinstance(exc, OdysseyError) and not isinstance(exc, OdysseyTimeoutError):
                 self._set_status(ConnectionStatus.FAILED, str(exc))
                 dispatcher.post(handlers.get("on_error"), exc, True)
@@ -400,6 +406,10 @@ class Odyssey(AccountMethods):
         self._handle_ended(conn, error)
 
     def _handle_ended(self, conn: _Connection, error: BaseException | None) -> None:
+        with self._lock:
+            if conn.end_reported:
+                return  # disconnect() got there first
+            conn.end_reported = True
         if error is not None:
             self._set_status(ConnectionStatus.FAILED, str(error))
             conn.dispatcher.post(conn.handlers.get("on_error"), error, True)
@@ -419,17 +429,40 @@ class Odyssey(AccountMethods):
             return
         with self._lock:
             conn = self._conn
-        if conn is None or conn.released:
-            return
-        was_connected = conn.was_connected and self._status is ConnectionStatus.CONNECTED
-        self._set_status(ConnectionStatus.DISCONNECTED, None)
-        if was_connected:
-            conn.dispatcher.post(conn.handlers.get("on_disconnected"))
+            if conn is None or conn.released:
+                return
+            report = not conn.end_reported
+            conn.end_reported = True
+            was_connected = conn.was_connected and self._status is ConnectionStatus.CONNECTED
+        if report:  # after a failure the status stays FAILED and the handlers have fired already
+            self._set_status(ConnectionStatus.DISCONNECTED, None)
+            if was_connected:
+                conn.dispatcher.post(conn.handlers.get("on_disconnected"))
         self._release(conn)
 
     def close(self) -> None:
         """Alias of :meth:`disconnect`, for ``contextlib.closing``."""
         self.disconnect()
+
+    @staticmethod
+    def connect_to_stream(
+        webrtc_url: str,
+        spectator_token: str,
+        *,
+        on_video_frame: Callable[[VideoFrame], Any] | None = None,
+        on_disconnected: Callable[[], Any] | None = None,
+        buffer_size: int = 32,
+        timeout: float | None = 30.0,
+    ) -> SpectatorConnection:
+        """Watch a broadcast stream as a spectator (no API key needed); see :func:`odyssey_sync.connect_to_stream`."""
+        return connect_to_stream(
+            webrtc_url,
+            spectator_token,
+            on_video_frame=on_video_frame,
+            on_disconnected=on_disconnected,
+            buffer_size=buffer_size,
+            timeout=timeout,
+        )
 
     # -- streams -----------------------------------------------------------------------------------
 
@@ -450,7 +483,7 @@ class Odyssey(AccountMethods):
         bypass_prompt_expansion: bool | None = None,
         broadcast: bool = False,
         timeout: float | None = ...,  # type: ignore[assignment]
-    ) -> str:
+    ) -> Acknowledgement:
         """Start a stream; blocks until the server confirms it and returns the stream id.
 
         ``image`` (a path, bytes, a data URL, a numpy RGB array or a PIL image)
@@ -481,7 +514,7 @@ class Odyssey(AccountMethods):
             broadcast=broadcast,
             bypass_prompt_expansion=bypass_prompt_expansion,
         )
-        with self._stream_operation(deadline):
+        with self._stream_operation(deadline, session):
             if session.stream_id is not None:
                 raise OdysseyStreamError(
                     f"A stream is already running ({session.stream_id}); call end_stream() before starting another"
@@ -489,40 +522,48 @@ class Odyssey(AccountMethods):
             reply = self._request(conn, session, message, protocol.STREAM_STARTED, deadline, image_url is not None)
         return Acknowledgement(reply["stream_id"], reply["_received_at"])
 
-    def interact(self, prompt: str, *, timeout: float | None = ...) -> str:  # type: ignore[assignment]
+    def interact(self, prompt: str, *, timeout: float | None = ...) -> Acknowledgement:  # type: ignore[assignment]
         """Steer the running stream; blocks until acknowledged and returns the prompt as applied.
 
         The returned text also works as ``wait_for_frame(after=...)``.
         """
         _check_prompt(prompt, required=True)
+        message = protocol.update(prompt)
+        size = len(protocol.encode(message).encode("utf-8"))
+        if size > protocol.DEFAULT_DATA_CHANNEL_LIMIT:
+            raise ValueError(
+                f"prompt is {size} bytes once encoded, more than a data-channel message may carry "
+                f"({protocol.DEFAULT_DATA_CHANNEL_LIMIT}); shorten it (non-ASCII characters take up to 12 bytes each)"
+            )
         deadline = _Deadline(self._call_timeout(timeout), "interact()")
         conn, session = self._connected("interact")
-        with self._stream_operation(deadline):
+        with self._stream_operation(deadline, session):
             if session.stream_id is None:
                 raise OdysseyStreamError("No stream is running; call start_stream() before interact()")
-            reply = self._request(conn, session, protocol.update(prompt), protocol.UPDATE_ACKNOWLEDGED, deadline)
+            reply = self._request(conn, session, message, protocol.UPDATE_ACKNOWLEDGED, deadline)
         return Acknowledgement(reply.get("prompt") or "", reply["_received_at"])
 
     def end_stream(self, *, timeout: float | None = ...) -> None:  # type: ignore[assignment]
         """End the running stream; blocks until the server confirms."""
         deadline = _Deadline(self._call_timeout(timeout), "end_stream()")
         conn, session = self._connected("end stream")
-        with self._stream_operation(deadline):
+        with self._stream_operation(deadline, session):
             if session.stream_id is None:
                 raise OdysseyStreamError("No stream is running; nothing to end (call start_stream() first)")
             self._request(conn, session, protocol.stream_end(), protocol.STREAM_ENDED, deadline)
 
-    def _stream_operation(self, deadline: _Deadline) -> Any:
-        client = self
-
-        class _Held:
-            def __enter__(self) -> None:
-                _acquire(client._stream_lock, deadline)
-
-            def __exit__(self, *exc: Any) -> None:
-                client._stream_lock.release()
-
-        return _Held()
+    @contextlib.contextmanager
+    def _stream_operation(self, deadline: _Deadline, session: Session) -> Iterator[None]:
+        """Hold the stream lock (one stream operation at a time) on a session that is still up."""
+        _acquire(self._stream_lock, deadline)
+        try:
+            if session.ended:  # it ended while this call waited its turn
+                raise OdysseyConnectionError(
+                    f"{deadline.what} failed: the connection ended ({session.error or 'closed'}); call connect() again"
+                ) from session.error
+            yield
+        finally:
+            self._stream_lock.release()
 
     def _request(
         self,
@@ -548,7 +589,8 @@ class Odyssey(AccountMethods):
 
     def get_frame(self, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
         """The oldest buffered frame; waits for one (up to ``timeout`` s)."""
-        return self._media().get_frame(self._call_timeout(timeout))
+        wait = self._call_timeout(timeout)
+        return self._media().get_frame(wait)
 
     def latest_frame(self) -> VideoFrame | None:
         """The newest frame, or ``None`` before the first; never waits. For control loops."""
@@ -558,12 +600,14 @@ class Odyssey(AccountMethods):
         """The first frame received after ``after`` (a ``time.monotonic()`` value, or what
         ``interact()`` / ``start_stream()`` returned; default: now)."""
         moment_of(after)
-        return self._media().wait_for_frame(after, self._call_timeout(timeout))
+        wait = self._call_timeout(timeout)
+        return self._media().wait_for_frame(after, wait)
 
     def frames(self, limit: int | None = None, timeout: float | None = ...) -> Iterator[VideoFrame]:  # type: ignore[assignment]
         """Iterate over frames in order; ends when the stream ends or the client disconnects."""
         check_limit(limit)
-        return self._media().frames(limit, self._call_timeout(timeout))
+        wait = self._call_timeout(timeout)
+        return self._media().frames(limit, wait)
 
     # -- properties --------------------------------------------------------------------------------
 
@@ -724,7 +768,7 @@ def _check_prompt(prompt: Any, *, required: bool) -> None:
         raise TypeError(f"prompt must be a string, not {type(prompt).__name__}")
     if required and not prompt.strip():
         raise ValueError("prompt is empty; describe what should happen, e.g. interact('The cat jumps')")
-    if len(prompt) > MAX_PROMPT_CHARS:
+    if len(prompt) >= MAX_PROMPT_CHARS:
         raise ValueError(f"prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS} (a sentence or two works best)")
 
 

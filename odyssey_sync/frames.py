@@ -8,6 +8,8 @@ nobody reads cost nothing.
 from __future__ import annotations
 
 import collections
+import math
+import numbers
 import threading
 import time
 from typing import Any, Iterator, Optional
@@ -345,8 +347,11 @@ def moment_of(after: Any) -> float:
     moment = getattr(after, "received_at", None)
     if isinstance(moment, float):
         return moment
-    if isinstance(after, (int, float)) and not isinstance(after, bool) and after == after:
-        return float(after)
+    if isinstance(after, numbers.Real) and not isinstance(after, bool):
+        moment = float(after)
+        if not math.isfinite(moment):
+            raise ValueError(f"after= must be a finite time.monotonic() value, got {after!r}")
+        return moment
     raise TypeError(
         "after= takes a time.monotonic() value or the value returned by interact()/start_stream(), "
         f"not {type(after).__name__}"
@@ -357,11 +362,12 @@ def check_timeout(timeout: Any) -> float | None:
     """Validate a timeout argument: ``None`` or a finite number >= 0."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
-    if not timeout >= 0 or timeout == float("inf"):
+    seconds = float(timeout)
+    if not 0 <= seconds < math.inf:
         raise ValueError(f"timeout must be a finite number of seconds >= 0 (or None to wait forever), got {timeout!r}")
-    return float(timeout)
+    return seconds
 
 
 def check_limit(limit: Any) -> None:

@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-stream-seconds", type=float, default=150.0, help="per-stream limit (default: 150)")
     parser.add_argument("--max-concurrent", type=int, default=5, help="concurrent sessions per key (default: 5)")
     parser.add_argument("--capacity", type=int, default=None, help="total concurrent sessions (default: unbounded)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="keep recordings and simulation jobs in DIR across restarts (default: a temporary directory)",
+    )
+    parser.add_argument("--no-recording", action="store_true", help="do not record interactive streams")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     return parser
 
@@ -54,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_stream_seconds=args.max_stream_seconds,
             max_concurrent_per_key=args.max_concurrent,
             capacity=args.capacity,
+            data_dir=args.data_dir,
+            recording=not args.no_recording,
         )
         keys = [ApiKey(key, name=f"key{i + 1}") for i, key in enumerate(args.api_keys)] if args.api_keys else None
         server = LocalOdyssey(config, api_keys=keys)
@@ -71,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"odyssey-local: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
         print(f"Local Odyssey server running at {server.url} (Ctrl+C to stop)")
+        print(f"Recordings and simulation jobs in {server.data_dir}")
         for key in server.api_keys:
             print(f"export ODYSSEY_API_URL={server.url} ODYSSEY_API_KEY={key.key}")
         sys.stdout.flush()

@@ -19,12 +19,15 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .. import protocol
+from .archive import Archive
 from .auth import Authority, TokenError
+from .broadcast import BroadcastHub
 from .config import KEY_PREFIX, ApiKey, ServerConfig
 from .faults import Faults
 from .sessions import SessionRegistry
 from .streamer import WS_CLOSE_TIMEOUT_S, Streamer
 from .usage import usage_error_body
+from .whep import add_whep_routes
 from .world import World
 
 __all__ = ["AccessLogger", "AppState", "HttpError", "STATE", "build_app"]
@@ -51,6 +54,10 @@ class AppState:
     executor: concurrent.futures.Executor
     streamers: set[Streamer] = attrs.Factory(set)
     closing: bool = False
+    broadcasts: BroadcastHub = attrs.Factory(
+        lambda self: BroadcastHub(self.config, self.authority), takes_self=True
+    )
+    archive: Archive | None = None
 
 
 STATE = web.AppKey("odyssey_state", AppState)
@@ -315,6 +322,8 @@ async def signaling(request: web.Request) -> web.StreamResponse:
         idle=state.idle,
         idle_ready=state.idle_ready,
         executor=state.executor,
+        broadcasts=state.broadcasts,
+        archive=state.archive,
     )
     logger.info("session %s connected (%s)", session_id[:8], protocol.redact_url(str(request.url)))
     state.streamers.add(streamer)
@@ -337,4 +346,8 @@ def build_app(state: AppState) -> web.Application:
     app.router.add_post("/telemetry", telemetry)
     app.router.add_get("/config", ice_config)
     app.router.add_get("/client/{session_id}", signaling)
+    add_whep_routes(app, state.broadcasts)
+    from .recordings_api import add_recording_routes  # imported here: it builds on this module's helpers
+
+    add_recording_routes(app)
     return app

@@ -2,9 +2,11 @@
 
 Two kinds, as on the hosted service: opaque access tokens (``/auth/token``,
 sent as ``Authorization: Bearer``) mapped to the API key that obtained them,
-and session JWTs (``/sessions/token``, HS256, one session each) that open the
-signaling socket. The JWT secret is random per server instance, so tokens
-from another run (or another server) never verify.
+session JWTs (``/sessions/token``, HS256, one session each) that open the
+signaling socket, and spectator JWTs (one broadcast stream each, sent with
+``broadcast_ready``) that let viewers join over WHEP. The JWT secret is
+random per server instance, so tokens from another run (or another server)
+never verify.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import jwt
 from .. import protocol
 from .config import ApiKey
 
-__all__ = ["Authority", "TokenError"]
+__all__ = ["SPECTATOR_TOKEN_LIFETIME_S", "Authority", "TokenError"]
 
 _JWT_ALGORITHM = "HS256"
+_SPECTATOR_SCOPE = "spectator"
+SPECTATOR_TOKEN_LIFETIME_S = 3600
 
 
 class TokenError(Exception):
@@ -90,3 +94,27 @@ class Authority:
             raise TokenError(f"invalid session token: {exc}") from None
         if claims.get("session_id") != session_id:
             raise TokenError("session token was minted for another session")
+
+    def mint_spectator_token(self, stream_id: str, *, lifetime_s: int = SPECTATOR_TOKEN_LIFETIME_S) -> str:
+        """An HS256 JWT that lets its holder watch the broadcast of ``stream_id`` (and nothing else)."""
+        now = int(time.time())
+        claims = {"scope": _SPECTATOR_SCOPE, "stream_id": stream_id, "iat": now, "exp": now + lifetime_s}
+        return jwt.encode(claims, self._secret, algorithm=_JWT_ALGORITHM)
+
+    def verify_spectator_token(self, token: str | None, stream_id: str) -> None:
+        """Raise :class:`TokenError` unless ``token`` is an unexpired spectator token for ``stream_id``."""
+        if not token:
+            raise TokenError("missing spectator token (pass ?token=<spectator_token from broadcast_ready>)")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_JWT_ALGORITHM],
+                options={"require": ["exp", "iat", "stream_id", "scope"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("spectator token expired; ask the broadcaster for a new one") from None
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid spectator token: {exc}") from None
+        if claims.get("scope") != _SPECTATOR_SCOPE or claims.get("stream_id") != stream_id:
+            raise TokenError("spectator token was issued for another stream")

@@ -8,6 +8,7 @@ one session) without touching the server's code.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from typing import Any, Mapping
 
@@ -64,6 +65,20 @@ def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: int
         raise ValueError(f"ServerConfig.{attribute.name} must be None or an int >= 0, got {value!r}")
 
 
+def _optional_positive(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
+def _non_negative_int(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"ServerConfig.{attribute.name} must be an int >= 0, got {value!r}")
+
+
+def _optional_path(value: Any) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
 def _port(instance: Any, attribute: attrs.Attribute, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
         raise ValueError(f"ServerConfig.port must be an int in 0..65535 (0 = a free port), got {value!r}")
@@ -84,6 +99,10 @@ def _ice_servers(value: Any) -> list[dict[str, Any]]:
 class ServerConfig:
     """Where the server listens and which limits it enforces.
 
+    Broadcast: a stream started with ``broadcast: true`` takes at most
+    ``max_spectators`` WHEP viewers (503 beyond); ``broadcast_hls`` also
+    writes it as an HLS playlist (``broadcast_url``; ``None`` when off).
+
     ``port=0`` picks a free port. ``capacity`` bounds the sessions held at
     once over all keys (``None`` = unbounded; beyond it ``/sessions/request``
     answers 503); ``max_concurrent_per_key`` bounds them per key (429
@@ -94,6 +113,14 @@ class ServerConfig:
     signaling error ``duration_limit_reached``. ``ice_servers`` is what
     ``GET /config`` returns and what the server's own peers use.
     ``video_bitrate`` is the VP8/H.264 start bitrate in bits/s.
+
+    Recordings and simulations: ``recording`` records every interactive
+    stream; metadata and files live in ``data_dir`` (``None``: a temporary
+    directory removed at stop; a path keeps them across restarts).
+    Presigned file URLs last ``url_ttl_s``. A key may have ``max_queued_jobs``
+    simulation jobs pending or running (429 beyond); ``simulation_workers``
+    render them (0: jobs stay pending), at most ``simulation_speed`` times
+    real time (``None``: as fast as possible).
     """
 
     host: str = "127.0.0.1"
@@ -104,8 +131,16 @@ class ServerConfig:
     max_concurrent_per_key: int = attrs.field(default=5, validator=_positive)
     capacity: int | None = attrs.field(default=None, validator=_optional_positive_int)
     image_to_video: bool = True
+    max_spectators: int = attrs.field(default=50, validator=_positive)
+    broadcast_hls: bool = True
     ice_servers: list[dict[str, Any]] = attrs.field(factory=list, converter=_ice_servers)
     unclaimed_session_timeout_s: float = attrs.field(default=60.0, validator=_positive)
     max_body_bytes: int = attrs.field(default=40 * MIB, validator=_positive)
     video_bitrate: int = attrs.field(default=2_500_000, validator=_positive)
     access_token_lifetime_s: int = attrs.field(default=3600, validator=_positive)
+    recording: bool = True
+    data_dir: str | None = attrs.field(default=None, converter=_optional_path)
+    url_ttl_s: float = attrs.field(default=3600.0, validator=_positive)
+    max_queued_jobs: int = attrs.field(default=10, validator=_positive)
+    simulation_workers: int = attrs.field(default=1, validator=_non_negative_int)
+    simulation_speed: float | None = attrs.field(default=None, validator=_optional_positive)

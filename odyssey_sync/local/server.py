@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import attrs
@@ -26,6 +27,7 @@ from .. import protocol
 from .._loop import LoopThread
 from ..errors import OdysseyTimeoutError
 from .app import AccessLogger, AppState, build_app
+from .archive import Archive
 from .auth import Authority
 from .config import ApiKey, ServerConfig, random_api_key
 from .faults import Action, Faults
@@ -84,6 +86,7 @@ class LocalOdyssey:
         self._runner: web.AppRunner | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._url: str | None = None
+        self._archive: Archive | None = None
 
     # -- properties ------------------------------------------------------------------------
 
@@ -113,6 +116,13 @@ class LocalOdyssey:
         if self._url is None:
             raise RuntimeError("LocalOdyssey is not running; call start() or use it as a context manager")
         return self._url
+
+    @property
+    def data_dir(self) -> Path:
+        """The directory holding recordings and simulation jobs (temporary unless ``data_dir`` was configured)."""
+        if self._archive is None:
+            raise RuntimeError("LocalOdyssey is not running; call start() or use it as a context manager")
+        return self._archive.directory
 
     @property
     def is_running(self) -> bool:
@@ -186,6 +196,20 @@ class LocalOdyssey:
             return self._registry.held_count()
         return self._registry.held_count(self._key_name(key))
 
+    def spectator_count(self, stream_id: str | None = None) -> int:
+        """WHEP spectators watching now: of one broadcast stream, or of every broadcast."""
+        state = self._state
+        return state.broadcasts.viewer_count(stream_id) if state is not None else 0
+
+    def wait_for_spectators(self, count: int, *, stream_id: str | None = None, timeout: float = 10.0) -> bool:
+        """Block until exactly ``count`` spectators watch (one stream, or all); whether that happened in time."""
+        state = self._state
+        if state is None:
+            return count == 0
+        if self._loop.in_loop_thread():
+            raise RuntimeError("wait_for_spectators() would block the server's own loop")
+        return state.broadcasts.wait_until(lambda: state.broadcasts.viewer_count(stream_id) == count, timeout)
+
     def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` holds or ``timeout`` seconds pass; re-checked on every session change.
 
@@ -224,6 +248,7 @@ class LocalOdyssey:
         idle = idle_world(self._config.fps)
         # The idle scene takes ~0.3 s to build once per process; sockets wait for it, REST does not.
         idle_ready = asyncio.ensure_future(loop.run_in_executor(self._executor, idle.render_planes, 0))
+        self._archive = await loop.run_in_executor(self._executor, Archive.open, self._config)
         self._state = AppState(
             config=self._config,
             authority=Authority(self._keys, access_token_lifetime_s=self._config.access_token_lifetime_s),
@@ -232,6 +257,7 @@ class LocalOdyssey:
             idle=idle,
             idle_ready=idle_ready,
             executor=self._executor,
+            archive=self._archive,
         )
         runner = web.AppRunner(
             build_app(self._state),
@@ -244,6 +270,7 @@ class LocalOdyssey:
         self._runner = runner
         site = web.TCPSite(runner, self._config.host, self._config.port)
         await site.start()
+        self._archive.start()
         host, port = runner.addresses[0][:2]
         if host in ("0.0.0.0", ""):
             host = "127.0.0.1"
@@ -286,6 +313,9 @@ class LocalOdyssey:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        archive, self._archive = self._archive, None
+        if archive is not None:
+            await archive.close()
 
     def _shutdown_threads(self) -> None:
         self._loop.stop()

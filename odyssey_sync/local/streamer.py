@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiortc.codecs.h264
 import aiortc.codecs.vpx
@@ -35,6 +35,11 @@ from .encoder import H264Encoder
 from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
 from .track import WorldVideoTrack
 from .world import World
+
+if TYPE_CHECKING:
+    from .archive import Archive
+    from .broadcast import Broadcast, BroadcastHub
+    from .recorder import LiveRecording
 
 __all__ = [
     "WS_CLOSE_TIMEOUT_S",
@@ -157,6 +162,8 @@ class _ActiveStream:
     bypass: bool
     seed: Any
     deadline: asyncio.TimerHandle | None = None
+    recording: LiveRecording | None = None
+    broadcast: Broadcast | None = None
 
 
 class Streamer:
@@ -174,8 +181,10 @@ class Streamer:
         idle: World,
         idle_ready: asyncio.Future[None],
         executor: concurrent.futures.Executor,
+        archive: Archive | None = None,
+        broadcasts: BroadcastHub | None = None,
     ) -> None:
-        """Bind the parts; nothing happens until :meth:`run`."""
+        """Bind the parts; nothing happens until :meth:`run`. Streams are recorded into ``archive``."""
         self._session = session
         self._ws = ws
         self._request = request
@@ -185,6 +194,8 @@ class Streamer:
         self._idle = idle
         self._idle_ready = idle_ready
         self._executor = executor
+        self._archive = archive
+        self._broadcasts = broadcasts
         self._log = _SessionLog(logger, session.session_id)
         self._worlds = (World(1280, 704, fps=config.fps), World(1280, 704, fps=config.fps))
         self._front = 0
@@ -274,6 +285,9 @@ class Streamer:
             self._connection_deadline.cancel()
         if self._stream is not None and self._stream.deadline is not None:
             self._stream.deadline.cancel()
+        if self._stream is not None:
+            _end_recording(self._stream, "disconnected")
+            _end_broadcast(self._stream)
         if self._inbox_task is not None:
             self._inbox_task.cancel()
         if self._pc is not None:
@@ -550,8 +564,11 @@ class Streamer:
                 started_at=now,
             ),
         )
+        stream.recording = self._record(stream, prompt, applied, frame_number, portrait)
         self._log.info("stream %s started (%dx%d)", stream.stream_id, width, height)
         self._reply(protocol.stream_started(stream.stream_id, applied))
+        if message.get("broadcast") is True:
+            self._start_broadcast(stream, frame_number)
 
     async def _on_update(self, message: dict[str, Any]) -> None:
         prompt = message.get("prompt")
@@ -573,6 +590,8 @@ class Streamer:
         if frame_number is None or self._stream is not stream:
             return
         self._registry.add_prompt(self._session, PromptRecord(prompt, applied, frame_number, time.time()))
+        if stream.recording is not None:
+            stream.recording.update(prompt, applied, frame_number)
         self._reply(protocol.update_acknowledged(applied))
 
     def _on_end(self) -> None:
@@ -583,6 +602,8 @@ class Streamer:
             if self._track is not None:
                 self._track.show(self._idle)
             self._registry.end_stream(self._session, "ended")
+            _end_recording(stream, "ended")
+            _end_broadcast(stream)
             self._log.info("stream %s ended", stream.stream_id)
         self._reply(protocol.stream_ended())
 
@@ -600,8 +621,32 @@ class Streamer:
         self._front = 1 - self._front
         return self._track.show(world)
 
+    def _record(
+        self, stream: _ActiveStream, prompt: str, applied: str, frame_number: int, portrait: bool
+    ) -> LiveRecording | None:
+        if self._archive is None or self._track is None:
+            return None
+        return self._archive.record_stream(
+            self._track,
+            stream_id=stream.stream_id,
+            key_name=self.key.name,
+            width=stream.width,
+            height=stream.height,
+            start_frame=frame_number,
+            prompt=prompt,
+            applied_prompt=applied,
+            portrait=portrait,
+            has_image=stream.seed is not None,
+        )
+
+    def _record_error(self, reason: str, message: str) -> None:
+        if self._stream is not None and self._stream.recording is not None:
+            self._stream.recording.error(reason, message)
+
     async def _stream_error(self, reason: str) -> None:
-        self._reply(protocol.stream_error(reason, _STREAM_ERROR_TEXT.get(reason, f"Stream error: {reason}")))
+        message = _STREAM_ERROR_TEXT.get(reason, f"Stream error: {reason}")
+        self._record_error(reason, message)
+        self._reply(protocol.stream_error(reason, message))
         if reason == "session_timeout":
             await self._end_connection_after_timeout()
 
@@ -609,12 +654,15 @@ class Streamer:
         if self._stream is None or self._stream.stream_id != stream_id or self._closing:
             return
         self._log.info("stream %s reached %g s", stream_id, self._config.max_stream_seconds)
+        self._record_error("session_timeout", protocol.SESSION_TIMEOUT_MESSAGE)
         self._reply(protocol.stream_error("session_timeout", protocol.SESSION_TIMEOUT_MESSAGE))
         self._spawn(self._end_connection_after_timeout(), "stream-limit")
 
     async def _end_connection_after_timeout(self) -> None:
         if self._stream is not None:
             self._registry.end_stream(self._session, "session_timeout")
+            _end_recording(self._stream, "session_timeout")
+            _end_broadcast(self._stream)
             self._stream = None
         self._closing = True
         await self._drain_data()
@@ -627,8 +675,23 @@ class Streamer:
         self._log.info("connection reached %g s", self._config.max_connection_seconds)
         if self._stream is not None:
             self._registry.end_stream(self._session, "duration_limit_reached")
+            _end_recording(self._stream, "duration_limit_reached")
+            _end_broadcast(self._stream)
             self._stream = None
         self._spawn(self.close(reason="duration_limit_reached", code=1000), "connection-limit")
+
+    def _start_broadcast(self, stream: _ActiveStream, first_frame: int) -> None:
+        """Relay the stream to spectators from ``first_frame`` on and tell the client where they watch."""
+        if self._broadcasts is None or self._track is None:
+            self._reply(protocol.stream_error("broadcast_unavailable", "This server cannot broadcast streams"))
+            return
+        base_url = f"{self._request.scheme}://{self._request.host}"
+        stream.broadcast = self._broadcasts.open(
+            stream_id=stream.stream_id, track=self._track, first_frame=first_frame, base_url=base_url
+        )
+        self._reply(
+            protocol.broadcast_ready(stream.broadcast.hls_url, stream.broadcast.webrtc_url, stream.broadcast.spectator_token)
+        )
 
     # -- fault targets ---------------------------------------------------------------------
 
@@ -657,6 +720,12 @@ class Streamer:
             self._track.set_stalled(stalled)
 
 
+def _end_recording(stream: _ActiveStream, reason: str) -> None:
+    """Finish the stream's recording, if it has one."""
+    if stream.recording is not None:
+        stream.recording.finish(reason)
+
+
 def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
     """The ICE transports of a peer (usually one, bundled)."""
     found: list[Any] = []
@@ -668,3 +737,10 @@ def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
         if ice is not None and ice not in found:
             found.append(ice)
     return found
+
+
+def _end_broadcast(stream: _ActiveStream) -> None:
+    """End the stream's broadcast, if it has one: every spectator is closed (in the background)."""
+    if stream.broadcast is not None:
+        stream.broadcast.end()
+        stream.broadcast = None

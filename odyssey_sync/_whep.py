@@ -1,0 +1,324 @@
+"""The asynchronous WHEP spectator session: ICE config, offer, POST, answer, frames.
+
+Everything here runs on the spectator's event-loop thread. It never calls
+user code: it stores frames in a :class:`FrameBuffer` and reports to a
+listener (the blocking facade) through short, thread-safe methods.
+
+The flow (draft-ietf-wish-whep, as the official clients speak it):
+``GET <origin>/config`` for ICE servers; an offer with recvonly video and
+audio transceivers, every candidate gathered; ``POST <webrtc_url>/whep?token=``
+with ``application/sdp``; ``201`` with the answer and ``Location``; video
+until the broadcast ends. ``DELETE <Location>`` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Protocol
+from urllib.parse import quote, urljoin
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from . import protocol
+from ._loop import cancel_and_wait, create_task
+from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
+from .frames import FrameBuffer, VideoFrame
+
+__all__ = ["SpectatorListener", "WhepSession", "whep_endpoint"]
+
+logger = logging.getLogger("odyssey_sync.spectator")
+
+_CONFIG_TIMEOUT_S = 5.0
+_POST_TIMEOUT_S = 10.0
+_DELETE_TIMEOUT_S = 1.0
+_PEER_CLOSE_TIMEOUT_S = 1.0
+# A broadcast sends ~20 frames a second; this long without one means it is gone.
+VIDEO_STALL_TIMEOUT_S = 5.0
+
+
+class SpectatorListener(Protocol):
+    """What the session tells its owner; called on the loop thread, must be quick."""
+
+    def spectator_frame(self, frame: VideoFrame) -> None: ...
+    def spectator_ended(self, error: BaseException | None) -> None: ...
+
+
+def whep_endpoint(webrtc_url: str) -> str:
+    """``<webrtc_url>/whep``, the URL a spectator POSTs its offer to (without the token)."""
+    return f"{webrtc_url.rstrip('/')}/whep"
+
+
+def _refusal(status: int, detail: str | None) -> Exception:
+    """The typed error of a refused WHEP offer."""
+    said = f": {detail}" if detail else ""
+    if status in (401, 403):
+        return OdysseyAuthError(
+            f"Invalid spectator token (HTTP {status}){said}. Use the spectator_token of this stream's "
+            "broadcast_ready (client.broadcast_info); tokens expire"
+        )
+    if status == 404:
+        return OdysseyStreamError(
+            "Stream not found or already ended (HTTP 404); spectators can only join a running broadcast stream",
+            reason="stream_not_found",
+        )
+    if status == 503:
+        return OdysseyConnectionError(f"The broadcast cannot take more spectators now (HTTP 503){said}; try again later")
+    return OdysseyConnectionError(f"WHEP connection failed: HTTP {status}{said}")
+
+
+class WhepSession:
+    """One spectator connection to a broadcast: open it, receive frames, close it.
+
+    The broadcast ending (the server closes the peer, or the video track
+    ends) ends the session cleanly; the peer failing or the video stalling for
+    :data:`VIDEO_STALL_TIMEOUT_S` ends it with an error. Either way every
+    frame puller wakes.
+    """
+
+    def __init__(self, *, webrtc_url: str, token: str, buffer: FrameBuffer, listener: SpectatorListener) -> None:
+        """Bind the parts; nothing happens until :meth:`open`."""
+        self.webrtc_url = webrtc_url.rstrip("/")
+        self._token = token
+        self.buffer = buffer
+        self._listener = listener
+        self._http: aiohttp.ClientSession | None = None
+        self.pc: RTCPeerConnection | None = None
+        self.location: str | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._video: MediaStreamTrack | None = None
+        self._frame_index = 0
+        self._last_frame_at: float | None = None
+        self._ended = False
+        self._closing = False
+        self._teardown_task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+        self.connected_at: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session is over (closed, ended by the server, or failed)."""
+        return self._ended
+
+    @property
+    def connection_state(self) -> str | None:
+        """The peer connection's state."""
+        return self.pc.connectionState if self.pc is not None else None
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, and return once the first video frame is decoded."""
+        self._ready = asyncio.get_running_loop().create_future()
+        self._http = aiohttp.ClientSession()
+        try:
+            ice_servers = await self._fetch_ice_servers()
+            self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
+            self._wire_peer(self.pc)
+            self.pc.addTransceiver("video", direction="recvonly")
+            self.pc.addTransceiver("audio", direction="recvonly")
+            # aiortc gathers every candidate inside setLocalDescription (no trickle).
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            answer = await self._post_offer(self.pc.localDescription.sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await asyncio.shield(self._ready)
+        except BaseException as exc:
+            self._ended = True
+            error = exc if isinstance(exc, (OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError)) else None
+            await self._start_teardown(error, delete=True)
+            raise
+        self.connected_at = time.monotonic()
+        self._tasks.append(create_task(self._watch_video(), name="odyssey-spectator-watchdog"))
+
+    async def _fetch_ice_servers(self) -> list[RTCIceServer] | None:
+        """``GET <origin>/config``; ``None`` (aiortc's default STUN, as the official client) when the
+        server answers without one. A server that cannot be reached raises :class:`OdysseyConnectionError`."""
+        assert self._http is not None
+        url = f"{protocol.origin_of(self.webrtc_url)}/config"
+        try:
+            async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=_CONFIG_TIMEOUT_S)) as response:
+                body = await response.read()
+                status = response.status
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise OdysseyConnectionError(f"Cannot reach the broadcast server: {_describe(exc)}") from None
+        try:
+            if status != 200:
+                raise ValueError(f"HTTP {status}")
+            servers = protocol.parse_ice_servers(json.loads(body))
+        except (ValueError, protocol.ProtocolError) as exc:
+            logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
+            return None
+        return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+
+    async def _post_offer(self, offer: str) -> str:
+        """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors."""
+        assert self._http is not None
+        url = f"{whep_endpoint(self.webrtc_url)}?token={quote(self._token, safe='')}"
+        try:
+            async with self._http.post(
+                url,
+                data=offer.encode("utf-8"),
+                headers={"Content-Type": "application/sdp"},
+                timeout=aiohttp.ClientTimeout(total=_POST_TIMEOUT_S),
+            ) as response:
+                body = await response.text()
+                if not 200 <= response.status < 300:
+                    raise _refusal(response.status, _detail_of(body))
+                location = response.headers.get("Location")
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise OdysseyConnectionError(f"WHEP connection failed: {_describe(exc)}") from None
+        if not body.strip():
+            raise OdysseyConnectionError(f"WHEP connection failed: HTTP {response.status} without an SDP answer")
+        self.location = urljoin(url, location) if location else None
+        if self.location is None:
+            logger.warning("the WHEP answer has no Location header; disconnect() cannot tell the server")
+        logger.debug("WHEP session %s", protocol.redact_url(self.location or ""))
+        return body
+
+    def _wire_peer(self, pc: RTCPeerConnection) -> None:
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and self._video is None:
+                self._video = track
+                self._tasks.append(create_task(self._pump(track), name="odyssey-spectator-frames"))
+            elif track.kind == "audio":
+                self._tasks.append(create_task(_drain(track), name="odyssey-spectator-audio"))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            state = pc.connectionState
+            logger.debug("spectator peer connection %s", state)
+            if self._closing:
+                return
+            if state == "failed":
+                self._end(OdysseyConnectionError("The spectator connection failed (ICE/DTLS); call connect_to_stream() again"))
+            elif state == "closed":
+                self._end(None)  # the server closed it: the broadcast is over
+
+    # -- media -----------------------------------------------------------------------------------
+
+    async def _pump(self, track: MediaStreamTrack) -> None:
+        """Drain the video continuously (aiortc queues decoded frames without bound)."""
+        while True:
+            try:
+                decoded = await track.recv()
+            except MediaStreamError:
+                if not self._closing:
+                    self._end(None)
+                return
+            frame = VideoFrame(decoded, index=self._frame_index, received_at=time.monotonic())
+            self._frame_index += 1
+            self._last_frame_at = frame.received_at
+            self.buffer.put(frame)
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+            try:
+                self._listener.spectator_frame(frame)
+            except Exception:
+                logger.exception("spectator listener failed")
+
+    async def _watch_video(self) -> None:
+        while not self._ended:
+            silent = time.monotonic() - (self._last_frame_at or time.monotonic())
+            if silent >= VIDEO_STALL_TIMEOUT_S:
+                self._end(
+                    OdysseyConnectionError(
+                        f"No video from the broadcast for {VIDEO_STALL_TIMEOUT_S:g} s: the connection is dead; "
+                        "call connect_to_stream() again"
+                    )
+                )
+                return
+            await asyncio.sleep(max(0.05, VIDEO_STALL_TIMEOUT_S - silent))
+
+    async def transport_counters(self) -> tuple[int, int]:
+        """Bytes received by the transport and RTP packets lost."""
+        if self.pc is None:
+            return 0, 0
+        report = await self.pc.getStats()
+        received = sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "transport")
+        lost = sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
+        return received, lost
+
+    # -- ending ----------------------------------------------------------------------------------
+
+    def _end(self, error: BaseException | None) -> None:
+        """The server or the network ended the session (``error`` None: the broadcast ended)."""
+        if self._ended:
+            return
+        self._ended = True
+        self.error = error
+        try:
+            self._listener.spectator_ended(error)
+        except Exception:
+            logger.exception("spectator listener failed")
+        self.buffer.close(error)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error or OdysseyConnectionError("The broadcast ended before the first frame arrived"))
+            self._ready.exception()  # retrieved: open() re-raises it
+        # After a failure the server may still hold the viewer: tell it (bounded).
+        self._start_teardown(error, delete=error is not None)
+
+    async def close(self, *, delete: bool) -> None:
+        """Leave: ``DELETE <Location>`` first if ``delete``, then close the peer. Bounded; idempotent."""
+        if self._teardown_task is not None:
+            await asyncio.shield(self._teardown_task)
+            return
+        self._ended = True
+        self.buffer.close(self.error)
+        await self._start_teardown(self.error, delete=delete)
+
+    def _start_teardown(self, error: BaseException | None, *, delete: bool) -> asyncio.Future[None]:
+        if self._teardown_task is None:
+            self._closing = True
+            self._teardown_task = create_task(self._teardown(error, delete=delete), name="odyssey-spectator-teardown")
+        return asyncio.shield(self._teardown_task)
+
+    async def _teardown(self, error: BaseException | None, *, delete: bool) -> None:
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                await cancel_and_wait(task)
+        if delete and self.location is not None and self._http is not None:
+            await self._delete()
+        if self.pc is not None:
+            try:
+                await asyncio.wait_for(self.pc.close(), _PEER_CLOSE_TIMEOUT_S)
+            except (asyncio.TimeoutError, Exception) as exc:
+                logger.debug("peer close: %r", exc)
+        if self._http is not None:
+            await self._http.close()
+        self.buffer.close(error)
+
+    async def _delete(self) -> None:
+        assert self._http is not None and self.location is not None
+        try:
+            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=_DELETE_TIMEOUT_S)) as response:
+                logger.debug("WHEP DELETE -> HTTP %d", response.status)
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            logger.debug("WHEP DELETE failed: %s", _describe(exc))
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    """Read and drop a track nobody consumes, so aiortc does not queue it without bound."""
+    while True:
+        try:
+            await track.recv()
+        except MediaStreamError:
+            return
+
+
+def _detail_of(body: str) -> str | None:
+    """The ``detail`` of a JSON error body, if it is one."""
+    try:
+        return protocol.error_detail(json.loads(body))
+    except ValueError:
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: text`` of a network error, with every URL query (the token) removed."""
+    return f"{type(exc).__name__}: {protocol.scrub_urls(str(exc))}"

@@ -1,0 +1,320 @@
+"""Watching a broadcast: the blocking WHEP spectator.
+
+::
+
+    info = client.broadcast_info                     # after start_stream(..., broadcast=True)
+    with odyssey_sync.connect_to_stream(info.webrtc_url, info.spectator_token) as spectator:
+        frame = spectator.get_frame(timeout=5)
+        for frame in spectator.frames(limit=100): ...
+
+A spectator only watches (it cannot send prompts). Like the client, each
+connection owns one loop thread (the WebRTC peer) and one dispatcher thread
+(``on_video_frame`` and ``on_disconnected`` run there, never on the loop),
+and neither outlives :meth:`SpectatorConnection.disconnect` or the end of the
+broadcast. Frames wait in a bounded buffer until pulled, with the client's
+pulling calls and semantics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterator
+
+from ._dispatch import Dispatcher
+from ._loop import LoopThread
+from ._whep import WhepSession
+from .errors import OdysseyConnectionError, OdysseyError
+from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
+from .protocol import redact_url
+from .types import Stats
+
+__all__ = ["SpectatorConnection", "connect_to_stream"]
+
+logger = logging.getLogger("odyssey_sync.spectator")
+
+_CLOSE_BUDGET_S = 2.0
+_ENDED_MESSAGE = "The broadcast ended (or this spectator disconnected); call connect_to_stream() to watch again"
+
+
+class _Runtime:
+    """The threads, buffer and WHEP session of one spectator connection; released exactly once.
+
+    Holds no reference to the :class:`SpectatorConnection`, so the connection
+    can be garbage-collected (its finalizer then releases this).
+    """
+
+    def __init__(self, buffer_size: int, timeout: float | None, handlers: dict[str, Callable[..., Any] | None]) -> None:
+        self.pid = os.getpid()
+        self.handlers = handlers
+        self.loop = LoopThread("odyssey-loop-spectator")
+        self.dispatcher = Dispatcher(None, max_pending_frames=buffer_size, name="odyssey-dispatch-spectator")
+        self.buffer = FrameBuffer(buffer_size)
+        self.media = MediaStream(self.buffer, timeout)
+        self.session: WhepSession | None = None
+        self.lock = threading.Lock()
+        self.was_connected = False
+        # Whether the end (broadcast over, failure, disconnect() or close()) was reported: once.
+        self.end_reported = False
+        self.ended_cleanly = False
+        self._release_lock = threading.Lock()
+        self.released = False
+
+    # -- from the loop thread ----------------------------------------------------------------------
+
+    def spectator_frame(self, frame: VideoFrame) -> None:
+        self.dispatcher.post_frame(self.handlers.get("on_video_frame"), frame)
+
+    def spectator_ended(self, error: BaseException | None) -> None:
+        with self.lock:
+            if self.end_reported or not self.was_connected:
+                return  # connect_to_stream() is still running and reports it itself
+            self.end_reported = True
+            self.ended_cleanly = error is None
+        if error is not None:
+            logger.warning("spectator connection lost: %s", error)
+        self.buffer.close(error)  # before the handler runs: pullers already see the end
+        self.dispatcher.post(self.handlers.get("on_disconnected"))
+        threading.Thread(target=self.release, name="odyssey-cleanup-spectator", daemon=True).start()
+
+    # -- from any thread -----------------------------------------------------------------------------
+
+    def end(self, *, delete: bool) -> None:
+        """The user leaves: report the end once, then release."""
+        with self.lock:
+            report = not self.end_reported and self.was_connected
+            self.end_reported = True
+            if report:
+                self.ended_cleanly = True
+        if report:
+            self.buffer.close()
+            self.dispatcher.post(self.handlers.get("on_disconnected"))
+        self.release(delete=delete)
+
+    def release(self, *, delete: bool = False) -> None:
+        """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent."""
+        if os.getpid() != self.pid:
+            return
+        with self._release_lock:
+            if self.released:
+                return
+            self.released = True
+            if self.session is not None and self.loop.is_running:
+                try:
+                    self.loop.run(self.session.close(delete=delete), _CLOSE_BUDGET_S, what="spectator disconnect")
+                except BaseException as exc:  # bounded best effort; stopping the loop cancels the rest
+                    logger.debug("spectator close: %r", exc)
+            self.buffer.close()
+            self.loop.stop(timeout=1.0)
+            self.dispatcher.stop(timeout=0.5)
+
+
+def _release_at_exit(runtime: _Runtime) -> None:
+    """Finalizer: a spectator that is garbage-collected or open at exit leaves politely."""
+    runtime.release(delete=True)
+
+
+class SpectatorConnection:
+    """A blocking view of one broadcast stream over WHEP; made by :func:`connect_to_stream`.
+
+    Pull frames with :meth:`get_frame`, :meth:`latest_frame`,
+    :meth:`wait_for_frame` and :meth:`frames` (as on the client). Leave with
+    :meth:`disconnect` (tells the server: WHEP ``DELETE``) or :meth:`close`
+    (just closes the peer), or use it as a context manager (leaving the block
+    disconnects). Every method is safe from any thread.
+    """
+
+    def __init__(self, runtime: _Runtime, webrtc_url: str) -> None:
+        """Internal: use :func:`connect_to_stream`."""
+        self._runtime = runtime
+        self._webrtc_url = webrtc_url
+        self._finalizer = weakref.finalize(self, _release_at_exit, runtime)
+
+    def _open(self, token: str, timeout: float | None) -> None:
+        runtime = self._runtime
+        try:
+            runtime.loop.start()
+            runtime.session = WhepSession(
+                webrtc_url=self._webrtc_url, token=token, buffer=runtime.buffer, listener=runtime
+            )
+            runtime.loop.run(runtime.session.open(), timeout, what="connect_to_stream()")
+        except BaseException:
+            with runtime.lock:
+                runtime.end_reported = True
+            self._release(delete=True)
+            raise
+        with runtime.lock:
+            runtime.was_connected = True
+            ended = runtime.session.ended
+        logger.info("watching broadcast %s", redact_url(self._webrtc_url))
+        if ended:  # it ended between the first frame and now: report it as any later end
+            runtime.spectator_ended(runtime.session.error)
+
+    def _release(self, *, delete: bool) -> None:
+        self._runtime.release(delete=delete)
+        self._finalizer.detach()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """Leave the broadcast: WHEP ``DELETE`` (the server frees the seat at once), then close.
+
+        Idempotent and bounded (about 2 s, even if the server is gone). Calls
+        blocked in other threads wake with :class:`OdysseyConnectionError`.
+        """
+        if os.getpid() != self._runtime.pid:
+            return
+        self._runtime.end(delete=True)
+        self._finalizer.detach()
+
+    def close(self) -> None:
+        """Close the peer connection without telling the server (it notices when the peer goes)."""
+        if os.getpid() != self._runtime.pid:
+            return
+        self._runtime.end(delete=False)
+        self._finalizer.detach()
+
+    def __enter__(self) -> SpectatorConnection:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else "disconnected"
+        return f"SpectatorConnection({redact_url(self._webrtc_url)!r}, {state})"
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    def get_frame(self, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
+        """The oldest buffered frame; waits up to ``timeout`` s (default: the connection's)."""
+        self._check_process()
+        try:
+            return self._runtime.media.get_frame(timeout)
+        except OdysseyConnectionError as exc:
+            raise self._rephrased(exc)
+
+    def latest_frame(self) -> VideoFrame | None:
+        """The newest frame, or ``None`` before the first; never waits."""
+        self._check_process()
+        return self._runtime.media.latest_frame()
+
+    def wait_for_frame(self, after: Any = None, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
+        """The first frame received after ``after`` (a ``time.monotonic()`` value; default: now)."""
+        self._check_process()
+        moment = moment_of(after)
+        try:
+            return self._runtime.media.wait_for_frame(moment, timeout)
+        except OdysseyConnectionError as exc:
+            raise self._rephrased(exc)
+
+    def frames(self, limit: int | None = None, timeout: float | None = ...) -> Iterator[VideoFrame]:  # type: ignore[assignment]
+        """Iterate over frames in order; ends when the broadcast ends or the spectator disconnects."""
+        self._check_process()
+        check_limit(limit)
+        return self._runtime.media.frames(limit, timeout)
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        return self.frames()
+
+    def _rephrased(self, exc: OdysseyConnectionError) -> OdysseyConnectionError:
+        """The buffer's generic end-of-connection error in spectator words (failures keep their own)."""
+        if self._runtime.ended_cleanly:
+            return OdysseyConnectionError(_ENDED_MESSAGE)
+        return exc
+
+    def _check_process(self) -> None:
+        if os.getpid() != self._runtime.pid:
+            raise OdysseyError(
+                f"This spectator connection was created in process {self._runtime.pid} and cannot be used after "
+                "os.fork(); call connect_to_stream() in the child process"
+            )
+
+    # -- properties --------------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether frames still arrive (the broadcast is on and the spectator has not left)."""
+        runtime = self._runtime
+        session = runtime.session
+        return runtime.was_connected and not runtime.released and session is not None and not session.ended
+
+    @property
+    def webrtc_url(self) -> str:
+        """The broadcast's WHEP base URL (it carries no token)."""
+        return self._webrtc_url
+
+    @property
+    def connection_state(self) -> str | None:
+        """The WebRTC peer connection state (``new`` ... ``closed``), or ``None``."""
+        session = self._runtime.session
+        return session.connection_state if session is not None else None
+
+    @property
+    def stats(self) -> Stats:
+        """Frame counters, measured fps and bitrate of this connection."""
+        runtime = self._runtime
+        buffer, session = runtime.buffer, runtime.session
+        bytes_received = packets_lost = 0
+        if self.is_connected and session is not None and runtime.loop.is_running:
+            try:
+                bytes_received, packets_lost = runtime.loop.run(session.transport_counters(), 1.0, what="stats")
+            except (OdysseyError, RuntimeError):
+                pass
+        elapsed = time.monotonic() - session.connected_at if session is not None and session.connected_at else 0.0
+        return Stats(
+            frames_received=buffer.received,
+            frames_delivered=buffer.delivered,
+            frames_dropped=buffer.dropped,
+            fps=buffer.measured_fps(),
+            bitrate_bps=bytes_received * 8 / elapsed if elapsed > 0 else 0.0,
+            bytes_received=bytes_received,
+            packets_lost=packets_lost,
+            handler_frames_dropped=runtime.dispatcher.frames_dropped,
+        )
+
+
+def connect_to_stream(
+    webrtc_url: str,
+    spectator_token: str,
+    *,
+    on_video_frame: Callable[[VideoFrame], Any] | None = None,
+    on_disconnected: Callable[[], Any] | None = None,
+    buffer_size: int = 32,
+    timeout: float | None = 30.0,
+) -> SpectatorConnection:
+    """Watch a broadcast stream: blocks until its first frame arrives.
+
+    ``webrtc_url`` and ``spectator_token`` come from the broadcaster's
+    ``broadcast_ready`` (``client.broadcast_info``). ``on_video_frame(frame)``
+    and ``on_disconnected()`` run on the connection's dispatcher thread;
+    ``on_disconnected`` fires once, when the broadcast ends, the connection
+    fails, or the spectator leaves. ``timeout`` bounds the connect and is the
+    default of the pulling calls (``None`` waits forever).
+
+    Raises :class:`~odyssey_sync.OdysseyAuthError` for a refused token,
+    :class:`~odyssey_sync.OdysseyStreamError` (``reason="stream_not_found"``)
+    when the stream is unknown or over, :class:`~odyssey_sync.OdysseyTimeoutError`
+    on expiry and :class:`~odyssey_sync.OdysseyConnectionError` otherwise.
+    """
+    if not isinstance(webrtc_url, str):
+        raise TypeError(f"webrtc_url must be a string, not {type(webrtc_url).__name__}")
+    if not webrtc_url.startswith(("http://", "https://")):
+        raise ValueError("webrtc_url must start with http:// or https:// (use BroadcastInfo.webrtc_url)")
+    if not isinstance(spectator_token, str):
+        raise TypeError(f"spectator_token must be a string, not {type(spectator_token).__name__}")
+    if not spectator_token.strip():
+        raise ValueError("spectator_token is empty; use BroadcastInfo.spectator_token")
+    for name, handler in (("on_video_frame", on_video_frame), ("on_disconnected", on_disconnected)):
+        if handler is not None and not callable(handler):
+            raise TypeError(f"{name} must be callable or None, not {type(handler).__name__}")
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+        raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
+    timeout = check_timeout(timeout)
+    runtime = _Runtime(buffer_size, timeout, {"on_video_frame": on_video_frame, "on_disconnected": on_disconnected})
+    connection = SpectatorConnection(runtime, webrtc_url)
+    connection._open(spectator_token.strip(), timeout)
+    return connection
