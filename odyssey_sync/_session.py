@@ -472,7 +472,7 @@ class Session:
         # The owner hears first, so callers woken below already see the failed status.
         self._notify("session_ended", error)
         self._reject_pending(gone)
-        self.buffer.close(error)
+        self.buffer.close(as_connection_error(error))
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(gone)
             self._ready.exception()  # retrieved: open() re-raises it
@@ -516,6 +516,19 @@ class Session:
         if self._http is not None:
             await self._http.close()
         self.buffer.close(error)
+
+
+def as_connection_error(error: BaseException | None) -> BaseException | None:
+    """What frame pullers get when a connection ends: always an :class:`OdysseyConnectionError`.
+
+    A stream error that ended the connection (``session_timeout``) stays the
+    ``__cause__``, so ``except OdysseyConnectionError`` catches every end.
+    """
+    if error is None or isinstance(error, OdysseyConnectionError):
+        return error
+    wrapped = OdysseyConnectionError(f"The connection ended: {error}", reason=getattr(error, "reason", None))
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _matches(ack: str, prompt: str | None) -> bool:

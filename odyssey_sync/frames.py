@@ -21,6 +21,8 @@ from .errors import OdysseyConnectionError, OdysseyTimeoutError
 
 __all__ = ["VideoFrame", "FrameBuffer", "MediaStream"]
 
+_FPS_WINDOW = 40
+
 
 class VideoFrame:
     """One decoded video frame; immutable.
@@ -144,6 +146,7 @@ class FrameBuffer:
         self._cond = threading.Condition()
         self._fifo: collections.deque[VideoFrame] = collections.deque()
         self._history: collections.deque[VideoFrame] = collections.deque(maxlen=capacity)
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=_FPS_WINDOW)
         self._latest: VideoFrame | None = None
         self._stream_id: str | None = None
         self._closed = False
@@ -164,6 +167,7 @@ class FrameBuffer:
                 self._fifo.popleft()
                 self.dropped += 1
             self._history.append(frame)
+            self._arrivals.append(frame.received_at)
             self._latest = frame
             self.received += 1
             self._cond.notify_all()
@@ -185,12 +189,13 @@ class FrameBuffer:
     # -- consumer side (any thread) ------------------------------------------------------------
 
     def measured_fps(self) -> float:
-        """Frames per second over the recent history."""
+        """Frames per second over the last :data:`_FPS_WINDOW` frames received."""
         with self._cond:
-            if len(self._history) < 2:
+            times = self._arrivals
+            if len(times) < 2:
                 return 0.0
-            span = self._history[-1].received_at - self._history[0].received_at
-            return (len(self._history) - 1) / span if span > 0 else 0.0
+            span = times[-1] - times[0]
+            return (len(times) - 1) / span if span > 0 else 0.0
 
     @property
     def closed(self) -> bool:
@@ -209,7 +214,7 @@ class FrameBuffer:
             clone = type(error).__new__(type(error))
             clone.__dict__.update(error.__dict__)
             clone.args = error.args
-            clone.__cause__ = error
+            clone.__cause__ = error.__cause__
             return clone
         except Exception:
             return error

@@ -259,9 +259,10 @@ def test_stream_duration_limit(limited: LocalOdyssey) -> None:
         with Odyssey(api_key=short.api_key, api_url=short.url, timeout=20) as client:
             client.connect(**recorder.handlers())
             client.start_stream("A short film", portrait=False)
-            with pytest.raises(StreamDurationExceededError):
+            with pytest.raises(OdysseyConnectionError) as info:
                 while True:
                     client.get_frame(timeout=10)
+            assert isinstance(info.value.__cause__, StreamDurationExceededError)
             assert recorder.disconnected.wait(5)
             assert client.current_status is ConnectionStatus.FAILED
             assert recorder.stream_errors[0][0] == "session_timeout"

@@ -376,7 +376,11 @@ def test_fatal_fault(
 
         record_property("woken_s", {n: round(ended - fault_at, 3) for n, (_, ended, _) in outcomes.items()})
         for call_name, (error, ended_at, status) in outcomes.items():
-            assert isinstance(error, fault.error), f"{call_name} raised {error!r}"
+            # A request gets the mapped error; pullers always get a connection error caused by it.
+            expected = fault.error if call_name == "request" else OdysseyConnectionError
+            assert isinstance(error, expected), f"{call_name} raised {error!r}"
+            if expected is not fault.error:
+                assert isinstance(error.__cause__, fault.error), f"{call_name} raised {error!r} caused by {error.__cause__!r}"
             if fault.reason is not None:
                 assert error.reason == fault.reason  # type: ignore[attr-defined]
             woken = ended_at - fault_at

@@ -309,3 +309,10 @@ def test_loop_thread_runs_times_out_and_stops() -> None:
     thread = loop.thread
     loop.stop()
     assert thread is not None and not thread.is_alive()
+
+
+def test_measured_fps_does_not_depend_on_buffer_size() -> None:
+    buffer = FrameBuffer(2)
+    for i in range(10):
+        buffer.put(VideoFrame(np.zeros((2, 2, 3), np.uint8), index=i, received_at=100.0 + i * 0.05))
+    assert buffer.measured_fps() == pytest.approx(20.0)
