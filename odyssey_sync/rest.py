@@ -359,7 +359,8 @@ class RestClient:
                 "No API key: pass api_key= to Odyssey() or set ODYSSEY_API_KEY "
                 f"(keys start with 'ody_'; create one at {PORTAL_URL})"
             )
-        if not self._token_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        remaining = deadline - time.monotonic()
+        if not self._token_lock.acquire(timeout=-1 if math.isinf(remaining) else max(0.0, remaining)):
             raise self._timed_out("POST", "/auth/token", deadline, waiting="for another thread's token request")
         try:
             if self._token is not None and time.monotonic() < self._token_valid_until:

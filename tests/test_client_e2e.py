@@ -234,6 +234,15 @@ def test_reply_that_never_comes_times_out_and_client_stays_usable(client: Odysse
     client.end_stream()
 
 
+def test_unbounded_timeouts_work(server: LocalOdyssey) -> None:
+    with Odyssey(api_key=server.api_key, api_url=server.url, timeout=None) as client:
+        client.connect()
+        assert client.start_stream("No deadlines", portrait=False)
+        assert client.interact("Still none")
+        assert client.get_frame(timeout=None)
+        client.end_stream()
+
+
 def test_connect_is_idempotent_and_reconnect_works(client: Odyssey) -> None:
     first = client.connect()
     assert client.connect() is first

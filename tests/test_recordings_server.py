@@ -523,3 +523,16 @@ def test_sdk_simulate_and_wait(rec_server: LocalOdyssey) -> None:
         assert job.job_id in [j.job_id for j in client.list_simulations(status="completed").jobs]
         with pytest.raises(OdysseyError):
             client.cancel_simulation(job)
+
+
+def test_a_recording_is_readable_right_after_end_stream(rec_server: LocalOdyssey, tmp_path: Path) -> None:
+    with Odyssey(api_key=ALICE.key, api_url=rec_server.url, timeout=20) as client:
+        client.connect()
+        stream_id = client.start_stream(CAT, portrait=False)
+        received = [client.get_frame(timeout=10) for _ in range(20)]
+        client.end_stream()
+        recording = client.get_recording(stream_id)  # no polling: the server waits for its files
+        paths = client.download_recording(stream_id, tmp_path, progress=False)
+    size, frames, _ = decode(paths["video"])
+    assert size == (1280, 704)
+    assert recording.frame_count == len(frames) >= len(received) - 2

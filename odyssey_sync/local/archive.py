@@ -183,6 +183,20 @@ class Archive:
             self._live.discard(recording)
             self._live_changed.notify_all()
 
+    async def wait_finalised(self, stream_id: str, timeout: float) -> bool:
+        """Wait (bounded) while an ended stream's files are still being written; False if it is not ending."""
+        def ending() -> bool:
+            return any(r.stream_id == stream_id and r.finished for r in self._live)
+
+        def wait() -> bool:
+            with self._live_changed:
+                return self._live_changed.wait_for(lambda: not ending(), timeout)
+
+        with self._live_changed:
+            if not ending():
+                return False
+        return await asyncio.get_running_loop().run_in_executor(None, wait)
+
     def wait_recordings(self, timeout: float) -> bool:
         """Block until no live recording is being written (any thread but the loop's)."""
         with self._live_changed:

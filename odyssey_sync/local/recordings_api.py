@@ -36,6 +36,10 @@ _FINISHED_JOB_STATUSES = tuple(s for s in JOB_STATUSES if s not in ACTIVE_JOB_ST
 _CANCELLABLE = ("pending", "dispatched")
 
 
+# A stream that just ended is still being written for a moment; its recording request waits that long.
+_FINALISE_WAIT_S = 10.0
+
+
 def add_recording_routes(app: web.Application) -> None:
     """Register the recording, simulation and file routes on ``app``."""
     app.router.add_get("/recordings/{stream_id}", get_recording)
@@ -64,6 +68,8 @@ async def get_recording(request: web.Request) -> web.Response:
     row = await archive.db(archive.store.recording, request.match_info["stream_id"])
     if row is None or row.key_name != key.name:
         raise HttpError(404, "Recording not found")
+    if not row.finished and await archive.wait_finalised(row.stream_id, _FINALISE_WAIT_S):
+        row = await archive.db(archive.store.recording, row.stream_id) or row
     if not row.finished:
         raise HttpError(404, "Recording not found: the stream has not finished yet; its recording appears once it ends")
     return web.json_response(_recording_links(archive, _http_base(request), row))
