@@ -8,6 +8,7 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ import aiohttp
 from . import images, protocol
 from ._account import AccountMethods
 from ._dispatch import Dispatcher
+from ._heap import trim_heap
 from ._loop import LoopThread, wait_future
 from ._regions import measure_region_latencies
 from ._session import Session
@@ -133,6 +135,10 @@ class _Connection:
             self.buffer.close()
             self.loop.stop(timeout=1.0)
             self.dispatcher.stop(timeout=0.5)
+            # aiortc's peer objects live in reference cycles: collect them now, then give the pages back.
+            self.session = None
+            gc.collect()
+            trim_heap()
 
 
 class Odyssey(AccountMethods):
@@ -470,9 +476,10 @@ class Odyssey(AccountMethods):
         self._check_process()
         with self._lock:
             conn, status = self._conn, self._status
-        if conn is None or conn.session is None or status is not ConnectionStatus.CONNECTED or conn.session.ended:
+        session = conn.session if conn is not None else None
+        if conn is None or session is None or status is not ConnectionStatus.CONNECTED or session.ended:
             raise OdysseyStreamError(f"Cannot {what}: client is {status.value}; call connect() first")
-        return conn, conn.session
+        return conn, session
 
     def start_stream(
         self,

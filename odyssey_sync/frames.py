@@ -135,8 +135,8 @@ class FrameBuffer:
 
     Fed by the event-loop thread; read by any number of caller threads. It also
     remembers the newest frame and a short history for ``wait_for_frame``.
-    ``close()`` wakes every waiter, with the given error or cleanly; frames
-    still buffered then are discarded (they belong to a connection that is gone).
+    ``close()`` wakes every waiter, with the given error or cleanly; every
+    frame it holds is then dropped (they belong to a connection that is gone).
     """
 
     def __init__(self, capacity: int = 32) -> None:
@@ -184,6 +184,9 @@ class FrameBuffer:
             if not self._closed:
                 self._closed = True
                 self._error = error
+                self._fifo.clear()
+                self._history.clear()
+                self._latest = None
             self._cond.notify_all()
 
     # -- consumer side (any thread) ------------------------------------------------------------

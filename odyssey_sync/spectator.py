@@ -17,6 +17,7 @@ pulling calls and semantics.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ import weakref
 from typing import Any, Callable, Iterator
 
 from ._dispatch import Dispatcher
+from ._heap import trim_heap
 from ._loop import LoopThread
 from ._whep import WhepSession
 from .errors import OdysseyConnectionError, OdysseyError
@@ -110,6 +112,9 @@ class _Runtime:
             self.buffer.close()
             self.loop.stop(timeout=1.0)
             self.dispatcher.stop(timeout=0.5)
+            self.session = None
+            gc.collect()
+            trim_heap()
 
 
 def _release_at_exit(runtime: _Runtime) -> None:
@@ -137,10 +142,10 @@ class SpectatorConnection:
         runtime = self._runtime
         try:
             runtime.loop.start()
-            runtime.session = WhepSession(
+            session = runtime.session = WhepSession(
                 webrtc_url=self._webrtc_url, token=token, buffer=runtime.buffer, listener=runtime
             )
-            runtime.loop.run(runtime.session.open(), timeout, what="connect_to_stream()")
+            runtime.loop.run(session.open(), timeout, what="connect_to_stream()")
         except BaseException:
             with runtime.lock:
                 runtime.end_reported = True
@@ -148,10 +153,10 @@ class SpectatorConnection:
             raise
         with runtime.lock:
             runtime.was_connected = True
-            ended = runtime.session.ended
+            ended = session.ended
         logger.info("watching broadcast %s", redact_url(self._webrtc_url))
         if ended:  # it ended between the first frame and now: report it as any later end
-            runtime.spectator_ended(runtime.session.error)
+            runtime.spectator_ended(session.error)
 
     def _release(self, *, delete: bool) -> None:
         self._runtime.release(delete=delete)
