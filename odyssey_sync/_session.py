@@ -19,7 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
-from . import protocol
+from . import _jitter, protocol
 from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
@@ -149,6 +149,7 @@ class Session:
             self._signaling, ice_servers = await connect_with_retries(
                 self._http, self.signalling_url, self.session_id, self._token, self._advanced
             )
+            _jitter.install()
             self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
             self._wire_peer(self.pc)
             self._tasks.append(create_task(self._read_signaling(), name="odyssey-signaling"))

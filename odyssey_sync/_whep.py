@@ -24,7 +24,7 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from . import protocol
+from . import _jitter, protocol
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
@@ -118,6 +118,7 @@ class WhepSession:
         self._http = aiohttp.ClientSession()
         try:
             ice_servers = await self._fetch_ice_servers()
+            _jitter.install()
             self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
             self._wire_peer(self.pc)
             self.pc.addTransceiver("video", direction="recvonly")
