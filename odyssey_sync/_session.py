@@ -20,6 +20,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
 from . import _jitter, protocol
+from ._media import VIDEO_STALL_TIMEOUT_S, watch_video
 from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
@@ -36,12 +37,6 @@ from .types import AdvancedConfig, BroadcastInfo
 logger = logging.getLogger("odyssey_sync.session")
 
 _PEER_CLOSE_TIMEOUT_S = 2.0
-# The streamer sends video continuously (~20 fps, before and between streams too), so this long
-# without a decoded frame means the peer is gone; ICE alone would notice only after ~30 s.
-VIDEO_STALL_TIMEOUT_S = 5.0
-# A watchdog that wakes this much later than it asked was frozen (process suspended, loop starved):
-# what it measured is the freeze, not the stream, so it starts measuring again.
-_WATCHDOG_FROZEN_S = 1.0
 # Replies whose request timed out, remembered so a late one is not taken for the next request's.
 _MAX_ORPHANS = 8
 
@@ -304,24 +299,13 @@ class Session:
 
     async def _watch_video(self) -> None:
         """Fail the session when no frame has been decoded for :data:`VIDEO_STALL_TIMEOUT_S`."""
-        loop = asyncio.get_running_loop()
-        since = time.monotonic()
-        while not self._ended:
-            limit = VIDEO_STALL_TIMEOUT_S
-            now = time.monotonic()
-            silent = now - max(since, self._last_frame_at or since)
-            if silent >= limit:
-                self.fail(
-                    OdysseyConnectionError(
-                        f"No video from the streamer for {limit:g} s: the connection is dead; connect again"
-                    )
-                )
-                return
-            wait = max(0.05, limit - silent)
-            asked_at = loop.time()
-            await asyncio.sleep(wait)
-            if loop.time() - asked_at - wait > _WATCHDOG_FROZEN_S:
-                since = time.monotonic()
+        await watch_video(
+            lambda: self._last_frame_at,
+            lambda: self._ended,
+            lambda limit: self.fail(
+                OdysseyConnectionError(f"No video from the streamer for {limit:g} s: the connection is dead; connect again")
+            ),
+        )
 
     # -- data channel ------------------------------------------------------------------------------
 

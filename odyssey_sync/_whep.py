@@ -25,6 +25,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
+from ._media import VIDEO_STALL_TIMEOUT_S, transport_counters, watch_video
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
@@ -38,7 +39,6 @@ _POST_TIMEOUT_S = 10.0
 _DELETE_TIMEOUT_S = 1.0
 _PEER_CLOSE_TIMEOUT_S = 1.0
 # A broadcast sends ~20 frames a second; this long without one means it is gone.
-VIDEO_STALL_TIMEOUT_S = 5.0
 
 
 class SpectatorListener(Protocol):
@@ -224,26 +224,19 @@ class WhepSession:
                 logger.exception("spectator listener failed")
 
     async def _watch_video(self) -> None:
-        while not self._ended:
-            silent = time.monotonic() - (self._last_frame_at or time.monotonic())
-            if silent >= VIDEO_STALL_TIMEOUT_S:
-                self._end(
-                    OdysseyConnectionError(
-                        f"No video from the broadcast for {VIDEO_STALL_TIMEOUT_S:g} s: the connection is dead; "
-                        "call connect_to_stream() again"
-                    )
+        await watch_video(
+            lambda: self._last_frame_at,
+            lambda: self._ended,
+            lambda limit: self._end(
+                OdysseyConnectionError(
+                    f"No video from the broadcast for {limit:g} s: the connection is dead; call connect_to_stream() again"
                 )
-                return
-            await asyncio.sleep(max(0.05, VIDEO_STALL_TIMEOUT_S - silent))
+            ),
+        )
 
     async def transport_counters(self) -> tuple[int, int]:
         """Bytes received by the transport and RTP packets lost."""
-        if self.pc is None:
-            return 0, 0
-        report = await self.pc.getStats()
-        received = sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "transport")
-        lost = sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
-        return received, lost
+        return await transport_counters(self.pc)
 
     # -- ending ----------------------------------------------------------------------------------
 

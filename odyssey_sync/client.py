@@ -24,6 +24,7 @@ from ._account import AccountMethods
 from ._dispatch import Dispatcher
 from ._heap import trim_heap
 from ._loop import LoopThread, wait_future
+from ._media import transport_counters
 from ._regions import measure_region_latencies
 from ._session import Session
 from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
@@ -692,7 +693,7 @@ class Odyssey(AccountMethods):
         session = conn.session
         if session is not None and not conn.released and conn.loop.is_running and session.pc is not None:
             try:
-                bytes_received, packets_lost = conn.loop.run(_transport_counters(session), 1.0, what="stats")
+                bytes_received, packets_lost = conn.loop.run(transport_counters(session.pc), 1.0, what="stats")
             except (OdysseyError, RuntimeError):
                 pass
         elapsed = time.monotonic() - session.connected_at if session is not None and session.connected_at else 0.0
@@ -750,15 +751,6 @@ class _Listener:
         client = self._client()
         if client is not None:
             client._on_session_ended(self._conn, error)
-
-
-async def _transport_counters(session: Session) -> tuple[int, int]:
-    """Bytes received by the transport (aiortc's inbound-rtp stats carry no bytes) and packets lost."""
-    assert session.pc is not None
-    report = await session.pc.getStats()
-    received = sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "transport")
-    lost = sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
-    return received, lost
 
 
 def _check_handlers(handlers: dict[str, Any]) -> dict[str, Callable[..., Any] | None]:

@@ -37,6 +37,7 @@ from odyssey_sync import (
     OdysseyTimeoutError,
     RateLimitError,
     StreamDurationExceededError,
+    _media,
     _session,
 )
 from odyssey_sync.local import LocalOdyssey
@@ -425,7 +426,7 @@ def test_a_short_stall_is_not_fatal_and_an_idle_stream_never_trips_the_watchdog(
     server: LocalOdyssey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limit = 1.5
-    monkeypatch.setattr(_session, "VIDEO_STALL_TIMEOUT_S", limit)
+    monkeypatch.setattr(_media, "VIDEO_STALL_TIMEOUT_S", limit)
     recorder = Recorder()
     with Odyssey(api_key=server.api_key, api_url=server.url, timeout=20) as client:
         client.connect(**recorder.handlers())
