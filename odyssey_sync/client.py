@@ -21,6 +21,7 @@ import aiohttp
 
 from . import images, protocol
 from ._account import AccountMethods
+from ._version import __version__
 from ._dispatch import Dispatcher
 from ._heap import trim_heap
 from ._loop import LoopThread, wait_future
@@ -76,7 +77,12 @@ class _Deadline:
     def __init__(self, timeout: float | None, what: str) -> None:
         self.timeout = timeout
         self.what = what
-        self.end = None if timeout is None else time.monotonic() + timeout
+        self.began = time.monotonic()
+        self.end = None if timeout is None else self.began + timeout
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the call began."""
+        return (time.monotonic() - self.began) * 1000
 
     def rest_budget(self) -> float:
         """The remaining time as the REST layer takes it (``inf`` = unbounded)."""
@@ -156,8 +162,9 @@ class Odyssey(AccountMethods):
     ``$ODYSSEY_API_URL``, then ``https://api.odyssey.ml``. ``timeout`` is the
     default of every blocking call (``None`` waits forever). ``buffer_size``
     bounds the frame buffer (oldest frames drop first). ``debug`` turns on
-    verbose logging; ``enable_telemetry`` is accepted for compatibility with
-    the official SDK and sends nothing unless True.
+    verbose logging; ``enable_telemetry=True`` opts in to the official SDK's
+    usage events (connected / disconnected, with the session id and SDK
+    version, never the key); nothing is sent by default.
     """
 
     def __init__(
@@ -384,6 +391,7 @@ class Odyssey(AccountMethods):
         dispatcher.post(handlers.get("on_status_change"), ConnectionStatus.CONNECTED, None)
         dispatcher.post(handlers.get("on_connected"))
         logger.info("connected to session %s", credentials.session_id)
+        self._send_telemetry("session_connected", credentials.session_id, connect_duration_ms=round(deadline.elapsed_ms()))
         if ended_already:
             self._handle_ended(conn, conn.ended_error)
         return conn.media
@@ -445,7 +453,21 @@ class Odyssey(AccountMethods):
             self._set_status(ConnectionStatus.DISCONNECTED, None)
             if was_connected:
                 conn.dispatcher.post(conn.handlers.get("on_disconnected"))
+        session_id = conn.session.session_id if conn.session is not None else None
         self._release(conn)
+        if was_connected and session_id is not None:
+            self._send_telemetry("session_disconnected", session_id)
+
+    def _send_telemetry(self, event: str, session_id: str, **fields: Any) -> None:
+        """Opt-in (``enable_telemetry=True``) usage events, sent in the background; never the key."""
+        if not self._telemetry:
+            return
+        payload = {"event": event, "session_id": session_id, "sdk_version": __version__, "sdk_platform": "python-sync"}
+        payload.update(fields)
+        rest = self._rest_client()
+        threading.Thread(
+            target=rest.send_telemetry, args=([payload],), kwargs={"timeout": 5.0}, name="odyssey-telemetry", daemon=True
+        ).start()
 
     def close(self) -> None:
         """Alias of :meth:`disconnect`, for ``contextlib.closing``."""

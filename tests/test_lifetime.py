@@ -147,3 +147,18 @@ def test_fork_guard(server: LocalOdyssey) -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["refused", "parent-ok"], result.stderr[-2000:]
+
+
+def test_telemetry_is_sent_only_when_opted_in(server: LocalOdyssey) -> None:
+    sessions = {}
+    for opted_in in (False, True):  # the silent client goes first: its events would have arrived first
+        with Odyssey(api_key=server.api_key, api_url=server.url, enable_telemetry=opted_in) as client:
+            client.connect()
+            sessions[opted_in] = client.current_session_id
+
+    def sent(session_id: str | None) -> list[str]:
+        return [event for event, sid in server.telemetry_events() if sid == session_id]
+
+    assert server.wait_until(lambda: len(sent(sessions[True])) == 2, timeout=10)
+    assert sent(sessions[True]) == ["session_connected", "session_disconnected"]
+    assert sent(sessions[False]) == []

@@ -196,6 +196,10 @@ class LocalOdyssey:
             return self._registry.held_count()
         return self._registry.held_count(self._key_name(key))
 
+    def telemetry_events(self) -> list[tuple[str, str | None]]:
+        """``(event, session_id)`` of the telemetry events received lately (the last 100)."""
+        return list(self._registry.telemetry)
+
     def spectator_count(self, stream_id: str | None = None) -> int:
         """WHEP spectators watching now: of one broadcast stream, or of every broadcast."""
         state = self._state

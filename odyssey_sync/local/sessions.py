@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
 import attrs
 
@@ -138,6 +138,8 @@ class SessionRegistry:
         self._config = config
         self._cond = threading.Condition(threading.RLock())
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.telemetry: list[tuple[str, str | None]] = []
+        """``(event, session_id)`` of the last telemetry events received."""
 
     # -- reading (any thread) --------------------------------------------------------------
 
@@ -167,6 +169,15 @@ class SessionRegistry:
         """Block until ``predicate()`` is true (re-checked on every change) or ``timeout`` passes."""
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
+
+    def note_telemetry(self, events: list[Any]) -> None:
+        """Keep the names and session ids of received telemetry events (the last 100) for tests."""
+        with self._cond:
+            for event in events:
+                if isinstance(event, dict):
+                    self.telemetry.append((str(event.get("event") or event.get("error_type")), event.get("session_id")))
+            del self.telemetry[:-100]
+            self._cond.notify_all()
 
     def notify(self) -> None:
         """Wake the waiters (after a change made outside the registry's methods)."""
