@@ -37,6 +37,8 @@ from .types import AdvancedConfig, BroadcastInfo
 logger = logging.getLogger("odyssey_sync.session")
 
 _PEER_CLOSE_TIMEOUT_S = 2.0
+# After a normal signaling close, how long the data channel may still deliver the server's last words.
+_MEDIA_GRACE_S = 1.0
 # Replies whose request timed out, remembered so a late one is not taken for the next request's.
 _MAX_ORPHANS = 8
 
@@ -102,6 +104,8 @@ class Session:
         self._orphans: collections.deque[tuple[str, str | None]] = collections.deque(maxlen=_MAX_ORPHANS)
         self._ended = False
         self._closing = False
+        self._signaling_closed_normally = False
+        self._media_gone = asyncio.Event()
         self._teardown_task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
         self.stream_id: str | None = None
@@ -185,6 +189,9 @@ class Session:
             state = pc.connectionState
             logger.debug("peer connection %s", state)
             if state in ("failed", "closed") and not self._closing:
+                if self._signaling_closed_normally:
+                    self._media_gone.set()
+                    return
                 self.fail(OdysseyConnectionError(f"WebRTC connection {state}; connect again"))
 
     def _check_ready(self) -> None:
@@ -201,7 +208,9 @@ class Session:
             self._notify("session_connected")
 
     def _channel_closed(self, label: str) -> None:
-        if not self._closing:
+        if self._signaling_closed_normally:
+            self._media_gone.set()
+        elif not self._closing:
             self.fail(OdysseyConnectionError(f"data channel {label} closed by the server; connect again"))
 
     # -- signaling -------------------------------------------------------------------------------
@@ -222,7 +231,15 @@ class Session:
             return
         code = self._signaling.close_code
         if code in protocol.NORMAL_CLOSE_CODES:
-            self._end(None)
+            # The server's last data-channel messages (a session_timeout, say) travel on another
+            # transport and may land after the socket closed: let them in until the peer closes too.
+            self._signaling_closed_normally = True
+            try:
+                await asyncio.wait_for(self._media_gone.wait(), _MEDIA_GRACE_S)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(0)  # messages queued with the close event run first
+            self._end(None)  # no-op if one of them ended the session already
         else:
             self.fail(OdysseyConnectionError(f"Signaling disconnected (close code {code}); connect again"))
 
