@@ -130,10 +130,18 @@ class ClientCredentials:
             raise ValueError(f"credentials dict is missing {names[0]!r}; pass what create_client_credentials() returned")
 
         capabilities = data.get("capabilities")
+        signaling_url = pick("signaling_url", "signalingUrl", "signalling_url")
+        session_token = pick("session_token", "sessionToken")
+        expires_in = pick("expires_in", "expiresIn")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or expires_in != int(expires_in):
+            raise ValueError(
+                f"credentials 'expires_in' must be a whole number of seconds, got {expires_in!r}; "
+                "pass what create_client_credentials() returned"
+            )
         return cls(
-            signaling_url=pick("signaling_url", "signalingUrl", "signalling_url"),
-            session_token=pick("session_token", "sessionToken"),
-            expires_in=int(pick("expires_in", "expiresIn")),
+            signaling_url=signaling_url,
+            session_token=session_token,
+            expires_in=int(expires_in),
             capabilities=StreamerCapabilities.from_dict(capabilities) if isinstance(capabilities, Mapping) else None,
         )
 

@@ -168,6 +168,8 @@ def test_credentials_round_trip_and_repr() -> None:
         {"signaling_url": "wss://s", "expires_in": 600},
         {"signaling_url": "", "session_token": make_jwt({"session_id": "x"}), "expires_in": 600},
         {"signaling_url": "wss://s", "session_token": "not-a-jwt", "expires_in": 600},
+        {"signaling_url": "wss://s", "session_token": make_jwt({"session_id": "x"}), "expires_in": "soon"},
+        {"signaling_url": "wss://s", "session_token": make_jwt({"session_id": "x"}), "expires_in": 1.5},
     ],
 )
 def test_malformed_credentials(bad: dict) -> None:
