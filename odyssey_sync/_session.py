@@ -20,7 +20,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
 from . import _jitter, protocol
-from ._media import VIDEO_STALL_TIMEOUT_S, watch_video
+from ._media import watch_video
 from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
@@ -315,7 +315,7 @@ class Session:
             self._notify("session_frame", frame)
 
     async def _watch_video(self) -> None:
-        """Fail the session when no frame has been decoded for :data:`VIDEO_STALL_TIMEOUT_S`."""
+        """Fail the session when no frame has been decoded for :data:`~odyssey_sync._media.VIDEO_STALL_TIMEOUT_S`."""
         await watch_video(
             lambda: self._last_frame_at,
             lambda: self._ended,

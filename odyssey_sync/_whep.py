@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
-from ._media import VIDEO_STALL_TIMEOUT_S, transport_counters, watch_video
+from ._media import transport_counters, watch_video
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
@@ -76,7 +76,7 @@ class WhepSession:
 
     The broadcast ending (the server closes the peer, or the video track
     ends) ends the session cleanly; the peer failing or the video stalling for
-    :data:`VIDEO_STALL_TIMEOUT_S` ends it with an error. Either way every
+    :data:`~odyssey_sync._media.VIDEO_STALL_TIMEOUT_S` ends it with an error. Either way every
     frame puller wakes.
     """
 

@@ -8,7 +8,6 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import math
 import os
@@ -23,9 +22,9 @@ from . import images, protocol
 from ._account import AccountMethods
 from ._version import __version__
 from ._dispatch import Dispatcher
-from ._heap import trim_heap
 from ._loop import LoopThread, wait_future
 from ._media import transport_counters
+from ._runtime import shut_down
 from ._regions import measure_region_latencies
 from ._session import Session
 from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
@@ -134,18 +133,9 @@ class _Connection:
             if self.released:
                 return
             self.released = True
-            if self.session is not None and self.loop.is_running:
-                try:
-                    self.loop.run(self.session.close(), _DISCONNECT_BUDGET_S, what="disconnect")
-                except BaseException as exc:  # bounded best effort; the loop stop below cancels the rest
-                    logger.debug("session close: %r", exc)
-            self.buffer.close()
-            self.loop.stop(timeout=1.0)
-            self.dispatcher.stop(timeout=0.5)
-            # aiortc's peer objects live in reference cycles: collect them now, then give the pages back.
+            close = self.session.close() if self.session is not None else None
             self.session = None
-            gc.collect()
-            trim_heap()
+            shut_down(self.loop, close, self.buffer, self.dispatcher, budget_s=_DISCONNECT_BUDGET_S, what="disconnect")
 
 
 class Odyssey(AccountMethods):

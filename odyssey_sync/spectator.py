@@ -17,7 +17,6 @@ pulling calls and semantics.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -26,8 +25,8 @@ import weakref
 from typing import Any, Callable, Iterator
 
 from ._dispatch import Dispatcher
-from ._heap import trim_heap
 from ._loop import LoopThread
+from ._runtime import shut_down
 from ._whep import WhepSession
 from .errors import OdysseyConnectionError, OdysseyError
 from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
@@ -104,17 +103,9 @@ class _Runtime:
             if self.released:
                 return
             self.released = True
-            if self.session is not None and self.loop.is_running:
-                try:
-                    self.loop.run(self.session.close(delete=delete), _CLOSE_BUDGET_S, what="spectator disconnect")
-                except BaseException as exc:  # bounded best effort; stopping the loop cancels the rest
-                    logger.debug("spectator close: %r", exc)
-            self.buffer.close()
-            self.loop.stop(timeout=1.0)
-            self.dispatcher.stop(timeout=0.5)
+            close = self.session.close(delete=delete) if self.session is not None else None
             self.session = None
-            gc.collect()
-            trim_heap()
+            shut_down(self.loop, close, self.buffer, self.dispatcher, budget_s=_CLOSE_BUDGET_S, what="spectator disconnect")
 
 
 def _release_at_exit(runtime: _Runtime) -> None:

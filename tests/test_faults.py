@@ -38,7 +38,6 @@ from odyssey_sync import (
     RateLimitError,
     StreamDurationExceededError,
     _media,
-    _session,
 )
 from odyssey_sync.local import LocalOdyssey
 
@@ -268,7 +267,7 @@ FATAL_FAULTS = {
     ),
     "stream-duration-limit": Fault(StreamDurationExceededError, notice_s=1.0, where="short"),
     "video-stalled": Fault(
-        OdysseyConnectionError, fire=lambda s: s.faults.stall_video(True), notice_s=_session.VIDEO_STALL_TIMEOUT_S
+        OdysseyConnectionError, fire=lambda s: s.faults.stall_video(True), notice_s=_media.VIDEO_STALL_TIMEOUT_S
     ),
 }
 
@@ -447,7 +446,7 @@ def test_a_short_stall_is_not_fatal_and_an_idle_stream_never_trips_the_watchdog(
 
 
 def test_default_stall_limit() -> None:
-    assert _session.VIDEO_STALL_TIMEOUT_S == 5.0
+    assert _media.VIDEO_STALL_TIMEOUT_S == 5.0
 
 
 # -- faults while connecting ---------------------------------------------------------------------

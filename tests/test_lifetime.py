@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from odyssey_sync import Odyssey, OdysseyError, OdysseyStreamError
+from odyssey_sync import Odyssey, OdysseyStreamError
 from odyssey_sync.local import LocalOdyssey
 
 from helpers import odyssey_threads
