@@ -1,6 +1,6 @@
 """Run every benchmark figure (P1..P11), print the table and write the report.
 
-    python -m benchmarks                      # everything, full length (~25 min; P7 alone is 10 min)
+    python -m benchmarks                      # everything, full length (~27 min; P7 alone is 10 min)
     python -m benchmarks --quick              # every scenario shortened (5-10 s, 10 cycles): a smoke run
     python -m benchmarks --only P1,P5         # some figures
     python -m benchmarks --param p7_stream_s=180 --out /tmp/bench

@@ -102,7 +102,8 @@ class VideoFrame:
             with self._lock:
                 rgb = self._rgb
                 if rgb is None:
-                    rgb = self._source.to_ndarray(format="rgb24")
+                    # One scaler thread: cheaper per frame here, and no thread pool kept alive per frame.
+                    rgb = self._source.to_ndarray(format="rgb24", threads=1)
                     rgb.flags.writeable = False
                     object.__setattr__(self, "_rgb", rgb)
         return rgb
@@ -121,7 +122,7 @@ class VideoFrame:
                 return np.ascontiguousarray(self.data[:, :, ::-1])
             raise ValueError(f"format {format!r} needs a decoded source frame; this frame holds RGB only")
         with self._lock:
-            return self._source.to_ndarray(format=format)
+            return self._source.to_ndarray(format=format, threads=1)
 
     def __repr__(self) -> str:
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,14 @@ def test_telemetry_is_sent_only_when_opted_in(server: LocalOdyssey) -> None:
     assert server.wait_until(lambda: len(sent(sessions[True])) == 2, timeout=10)
     assert sent(sessions[True]) == ["session_connected", "session_disconnected"]
     assert sent(sessions[False]) == []
+
+
+def test_converted_frames_keep_no_native_threads(client: Odyssey) -> None:
+    client.connect()
+    client.start_stream("A field of threads", portrait=False)
+    client.get_frame(timeout=10).data
+    before = len(os.listdir("/proc/self/task"))
+    frames = [client.get_frame(timeout=10) for _ in range(30)]
+    for frame in frames:
+        frame.data  # each conversion once; held frames must not each keep a scaler thread pool
+    assert len(os.listdir("/proc/self/task")) - before < 5
