@@ -145,12 +145,7 @@ class AccountMethods:
         body = _object(data, where)
         items = _list(body, "recordings", where)
         recordings = [_recording_info(item, where) for item in items]
-        return StreamRecordingsList(
-            recordings=recordings,
-            total=_int(body, "total", len(recordings) + (offset or 0)),
-            limit=_int(body, "limit", limit if limit is not None else len(recordings)),
-            offset=_int(body, "offset", offset or 0),
-        )
+        return StreamRecordingsList(recordings=recordings, **_page_fields(body, len(recordings), limit, offset))
 
     def iter_stream_recordings(
         self,
@@ -391,12 +386,7 @@ class AccountMethods:
         )
         body = _object(data, where)
         jobs = [_job_info(item, where, None) for item in _list(body, "jobs", where)]
-        return SimulationJobsList(
-            jobs=jobs,
-            total=_int(body, "total", len(jobs) + (offset or 0)),
-            limit=_int(body, "limit", limit if limit is not None else len(jobs)),
-            offset=_int(body, "offset", offset or 0),
-        )
+        return SimulationJobsList(jobs=jobs, **_page_fields(body, len(jobs), limit, offset))
 
     def cancel_simulation(
         self,
@@ -527,6 +517,15 @@ def _page_params(limit: Any, offset: Any) -> dict[str, Any]:
     if offset is not None:
         params["offset"] = _check_int("offset", offset, 0, math.inf)
     return params
+
+
+def _page_fields(body: Mapping[str, Any], count: int, limit: int | None, offset: int | None) -> dict[str, int]:
+    """``total``, ``limit`` and ``offset`` of a page of ``count`` items, from the reply or else from the request."""
+    return {
+        "total": _int(body, "total", count + (offset or 0)),
+        "limit": _int(body, "limit", limit if limit is not None else count),
+        "offset": _int(body, "offset", offset or 0),
+    }
 
 
 def _check_status(value: Any) -> SimulationJobStatus:

@@ -7,10 +7,8 @@ the requests the client makes and how it maps the answers.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import json
 import logging
 import os
 import signal
@@ -18,13 +16,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qsl
 
-import attrs
 import av
 import numpy as np
 import pytest
-from aiohttp import web
 
 from odyssey_sync import (
     Odyssey,
@@ -43,6 +38,7 @@ from odyssey_sync import (
     StreamRecordingInfo,
 )
 from odyssey_sync.scripts import ScriptError, prompt_list_script
+from scripted import Reply, ScriptedServer, Seen
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -64,112 +60,14 @@ FILES = {
 }
 
 
-# -- scripted server ------------------------------------------------------------------------
+def file_url(scripted: ScriptedServer, name: str) -> str:
+    """A presigned-looking URL of a file the scripted server serves."""
+    return f"{scripted.url}/files/{name}?X-Amz-Expires=3600&{SIGNATURE}"
 
 
-@attrs.frozen
-class Reply:
-    status: int = 200
-    json: Any = None
-    body: bytes | None = None
-    headers: dict[str, str] = attrs.Factory(dict)
-    drop_after: int | None = None
-    trickle_s: float = 0.0
-
-
-@attrs.frozen
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-
-
-Script = Reply | Callable[[Seen], Reply]
-
-
-class ScriptedServer:
-    """aiohttp on 127.0.0.1:<free port>, on a thread with its own loop.
-
-    ``script(method, path, *replies)`` queues answers for a route (the last one
-    repeats); a reply may be a function of the request. Unscripted routes answer 418.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self._script: dict[tuple[str, str], list[Script]] = {}
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="scripted-account-server", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def file_url(self, name: str) -> str:
-        return f"{self.url}/files/{name}?X-Amz-Expires=3600&{SIGNATURE}"
-
-    def script(self, method: str, path: str, *replies: Script) -> None:
-        with self._lock:
-            self._script[(method, path)] = list(replies)
-
-    def seen(self, path: str | None = None) -> list[Seen]:
-        with self._lock:
-            return [r for r in self.requests if path is None or r.path == path]
-
-    def api_requests(self) -> list[Seen]:
-        """Every request except the token exchange."""
-        return [r for r in self.seen() if r.path != "/auth/token"]
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        seen = Seen(request.method, request.path, dict(parse_qsl(request.query_string)), dict(request.headers), body)
-        with self._lock:
-            self.requests.append(seen)
-            replies = self._script.get((request.method, request.path))
-            if not replies:
-                return web.json_response({"detail": "unscripted route"}, status=418)
-            reply = replies.pop(0) if len(replies) > 1 else replies[0]
-        if callable(reply):
-            reply = reply(seen)
-        if reply.body is None:
-            return web.json_response(reply.json, status=reply.status, headers=reply.headers)
-        response = web.StreamResponse(status=reply.status, headers=reply.headers)
-        response.content_length = len(reply.body)
-        await response.prepare(request)
-        payload = reply.body if reply.drop_after is None else reply.body[: reply.drop_after]
-        step = 4096
-        for i in range(0, len(payload), step):
-            await response.write(payload[i : i + step])
-            if reply.trickle_s:
-                await asyncio.sleep(reply.trickle_s)
-        if reply.drop_after is not None:
-            assert request.transport is not None
-            request.transport.abort()
-        return response
+def api_requests(scripted: ScriptedServer) -> list[Seen]:
+    """Every request except the token exchange."""
+    return [r for r in scripted.seen() if r.path != "/auth/token"]
 
 
 @pytest.fixture
@@ -193,10 +91,10 @@ def odyssey(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def recording_body(scripted: ScriptedServer, **overrides: Any) -> dict[str, Any]:
     body = {
         "stream_id": STREAM,
-        "video_url": scripted.file_url("video.mp4"),
-        "events_url": scripted.file_url("events.jsonl"),
-        "thumbnail_url": scripted.file_url("thumb.jpg"),
-        "preview_url": scripted.file_url("preview.mp4"),
+        "video_url": file_url(scripted, "video.mp4"),
+        "events_url": file_url(scripted, "events.jsonl"),
+        "thumbnail_url": file_url(scripted, "thumb.jpg"),
+        "preview_url": file_url(scripted, "preview.mp4"),
         "frame_count": 2880,
         "duration_seconds": 120.0,
     }
@@ -231,8 +129,8 @@ def completed_job(scripted: ScriptedServer) -> dict[str, Any]:
     streams = [
         {
             "stream_id": f"sim_stream_{i}",
-            "video_url": scripted.file_url("video.mp4"),
-            "events_url": scripted.file_url("events.jsonl"),
+            "video_url": file_url(scripted, "video.mp4"),
+            "events_url": file_url(scripted, "events.jsonl"),
             "thumbnail_url": None,
             "preview_url": None,
             "frame_count": 120,
@@ -263,21 +161,21 @@ def test_get_recording(scripted: ScriptedServer, odyssey: Odyssey) -> None:
     recording = odyssey.get_recording(STREAM)
     assert recording == Recording(
         stream_id=STREAM,
-        video_url=scripted.file_url("video.mp4"),
-        events_url=scripted.file_url("events.jsonl"),
-        thumbnail_url=scripted.file_url("thumb.jpg"),
-        preview_url=scripted.file_url("preview.mp4"),
+        video_url=file_url(scripted, "video.mp4"),
+        events_url=file_url(scripted, "events.jsonl"),
+        thumbnail_url=file_url(scripted, "thumb.jpg"),
+        preview_url=file_url(scripted, "preview.mp4"),
         frame_count=2880,
         duration_seconds=120.0,
     )
-    (call,) = scripted.api_requests()
+    (call,) = api_requests(scripted)
     assert (call.method, call.path, call.headers["Authorization"]) == ("GET", f"/recordings/{STREAM}", f"Bearer {TOKEN}")
 
 
 def test_get_recording_with_missing_fields_gets_defaults(scripted: ScriptedServer, odyssey: Odyssey) -> None:
     scripted.script("GET", "/recordings/a/b c", Reply(json={"video_url": None, "frame_count": "many"}))
     assert odyssey.get_recording("a/b c") == Recording(stream_id="a/b c")
-    assert scripted.api_requests()[0].path == "/recordings/a/b c"
+    assert api_requests(scripted)[0].path == "/recordings/a/b c"
 
 
 def test_list_stream_recordings(scripted: ScriptedServer, odyssey: Odyssey) -> None:
@@ -293,9 +191,9 @@ def test_list_stream_recordings(scripted: ScriptedServer, odyssey: Odyssey) -> N
         StreamRecordingInfo("s2", 1280, 704, "2026-05-01T10:00:00Z", "2026-05-01T10:02:00Z", 120.0),
         StreamRecordingInfo("s1", 704, 1280, "2026-04-30T09:00:00Z", None, None),
     ]
-    assert scripted.api_requests()[0].query == {"limit": "2", "offset": "4"}
+    assert api_requests(scripted)[0].query == {"limit": "2", "offset": "4"}
     odyssey.list_stream_recordings()
-    assert scripted.api_requests()[1].query == {}
+    assert api_requests(scripted)[1].query == {}
 
 
 @pytest.mark.parametrize(
@@ -330,7 +228,7 @@ def test_iter_stream_recordings_walks_every_page(scripted: ScriptedServer, odyss
     iterator = odyssey.iter_stream_recordings(page_size=3)
     assert scripted.seen() == []  # lazy
     assert [r.stream_id for r in iterator] == all_ids
-    calls = scripted.api_requests()
+    calls = api_requests(scripted)
     assert [c.query for c in calls] == [{"limit": "3", "offset": str(o)} for o in (0, 3, 6)]
 
 
@@ -344,7 +242,7 @@ def test_iter_stream_recordings_stops_on_an_empty_page_and_skips_repeats(scripte
         Reply(json={"recordings": [], "total": 99, "limit": 2, "offset": 3}),
     )
     assert [r.stream_id for r in odyssey.iter_stream_recordings(page_size=2)] == ["s0", "s1"]
-    assert len(scripted.api_requests()) == 3
+    assert len(api_requests(scripted)) == 3
     with pytest.raises(ValueError, match="limit must be 1..100"):
         odyssey.iter_stream_recordings(page_size=500)
 
@@ -458,7 +356,7 @@ def test_an_unavailable_artifact_fails_before_any_download(scripted: ScriptedSer
     with pytest.raises(OdysseyError, match=r"The preview of stream 'str_8f1c2d' is not available") as info:
         odyssey.download_recording(STREAM, tmp_path / "new", what=["video", "preview"], progress=False)
     assert not isinstance(info.value, ValueError)
-    assert [r.path for r in scripted.api_requests()] == [f"/recordings/{STREAM}"]
+    assert [r.path for r in api_requests(scripted)] == [f"/recordings/{STREAM}"]
     assert not (tmp_path / "new").exists()
 
 
@@ -522,7 +420,7 @@ def test_simulate_sends_the_script(scripted: ScriptedServer, odyssey: Odyssey) -
         job_id=JOB, status=SimulationJobStatus.PENDING, priority="normal", created_at="2026-05-01T10:00:00Z",
         estimated_wait_minutes=2.5,
     )
-    (call,) = scripted.api_requests()
+    (call,) = api_requests(scripted)
     assert call.headers["Authorization"] == f"Bearer {TOKEN}"
     assert call.body == {"portrait": True, "output_video": True, "script": SCRIPT}
 
@@ -532,7 +430,7 @@ def test_simulate_batch_url_portrait_and_bypass(scripted: ScriptedServer, odysse
     other = prompt_list_script(["A dog", "The dog is running"])
     odyssey.simulate(scripts=[SCRIPT, other], portrait=False, bypass_prompt_expansion=False)
     odyssey.simulate(script_url="https://example.com/script.json", bypass_prompt_expansion=True)
-    first, second = (r.body for r in scripted.api_requests())
+    first, second = (r.body for r in api_requests(scripted))
     assert first == {"portrait": False, "output_video": True, "bypass_vlm_expansion": False, "scripts": [SCRIPT, other]}
     assert second == {"portrait": True, "output_video": True, "bypass_vlm_expansion": True,
                       "script_url": "https://example.com/script.json"}
@@ -550,7 +448,7 @@ def test_simulate_turns_a_start_image_into_a_resized_data_url(
         {"timestamp_ms": 3000, "end": {}},
     ]
     odyssey.simulate(script=script, portrait=portrait)
-    sent = scripted.api_requests()[0].body["script"]
+    sent = api_requests(scripted)[0].body["script"]
     url = sent[0]["start"]["image"]
     assert url.startswith("data:image/jpeg;base64,")
     with av.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])), "r") as container:
@@ -628,7 +526,7 @@ def test_get_simulate_status_with_streams(scripted: ScriptedServer, odyssey: Ody
     assert detail.status is SimulationJobStatus.COMPLETED
     assert (detail.assigned_region, detail.retry_count, detail.completed_at) == ("eu-west", 0, "2026-05-01T10:01:07Z")
     assert detail.streams == [
-        SimulationStream(f"sim_stream_{i}", scripted.file_url("video.mp4"), scripted.file_url("events.jsonl"),
+        SimulationStream(f"sim_stream_{i}", file_url(scripted, "video.mp4"), file_url(scripted, "events.jsonl"),
                          None, None, 120, 6.0, i)
         for i in range(2)
     ]
@@ -667,7 +565,7 @@ def test_list_simulations(scripted: ScriptedServer, odyssey: Odyssey) -> None:
     assert (page.total, page.limit, page.offset) == (2, 20, 0)
     odyssey.list_simulations(status=SimulationJobStatus.PENDING, active=True, limit=5, offset=10)
     odyssey.list_simulations(status="Failed", active=False)
-    queries = [r.query for r in scripted.api_requests()]
+    queries = [r.query for r in api_requests(scripted)]
     assert queries == [
         {},
         {"status": "pending", "active": "true", "limit": "5", "offset": "10"},
@@ -696,7 +594,7 @@ def test_list_simulations_checks_arguments_before_io(
 def test_cancel_simulation(scripted: ScriptedServer, odyssey: Odyssey) -> None:
     scripted.script("DELETE", f"/simulation-jobs/{JOB}", Reply(json={"job_id": JOB, "status": "cancelled"}))
     assert odyssey.cancel_simulation(JOB) == SimulationJobInfo(JOB, SimulationJobStatus.CANCELLED)
-    assert scripted.api_requests()[0].method == "DELETE"
+    assert api_requests(scripted)[0].method == "DELETE"
 
 
 def test_cancel_a_running_job_says_why_not(scripted: ScriptedServer, odyssey: Odyssey) -> None:
@@ -731,7 +629,7 @@ def test_wait_for_simulation_follows_the_job_to_completion(
     detail = odyssey.wait_for_simulation(JOB, poll_interval=0.01)
     assert detail.status is SimulationJobStatus.COMPLETED
     assert len(detail.streams) == 2
-    assert len(scripted.api_requests()) == 4
+    assert len(api_requests(scripted)) == 4
     err = capfd.readouterr().err
     assert f"Simulation {JOB}: completed" in err
 
@@ -764,7 +662,7 @@ def test_wait_for_simulation_times_out(scripted: ScriptedServer, odyssey: Odysse
     elapsed = time.monotonic() - started
     assert 0.25 < elapsed < 1.5
     assert isinstance(info.value, TimeoutError)
-    polls = len(scripted.api_requests())
+    polls = len(api_requests(scripted))
     assert 3 <= polls <= 15  # backoff: 0.02, 0.03, 0.045, ...
 
 

@@ -7,7 +7,6 @@ route answers, and the assertions check how the client maps them.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 import threading
@@ -16,10 +15,8 @@ import traceback
 from typing import Any, Iterator
 
 import aiohttp
-import attrs
 import pytest
 import requests
-from aiohttp import web
 
 from odyssey_sync._regions import UNREACHABLE_MS, measure_region_latencies
 from odyssey_sync.errors import (
@@ -36,6 +33,7 @@ from odyssey_sync.errors import (
 )
 from odyssey_sync.rest import RestClient, SessionGrant
 from odyssey_sync.types import StreamerCapabilities
+from scripted import Reply, ScriptedServer
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -50,101 +48,6 @@ GRANT = {
     "model": "odyssey-2",
     "region": "eu",
 }
-
-
-# -- scripted server ------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Reply:
-    status: int = 200
-    json: Any = None
-    text: str | None = None
-    headers: dict[str, str] = attrs.Factory(dict)
-    delay: float = 0.0
-    trickle_s: float = 0.0
-
-
-@attrs.frozen
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-class ScriptedServer:
-    """aiohttp on 127.0.0.1:<free port>, on a thread with its own loop.
-
-    ``script(method, path, *replies)`` queues answers for a route; the last one
-    repeats. Unscripted routes answer 418.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self._script: dict[tuple[str, str], list[Reply]] = {}
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="scripted-server", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def script(self, method: str, path: str, *replies: Reply) -> None:
-        with self._lock:
-            self._script[(method, path)] = list(replies)
-
-    def seen(self, path: str) -> list[Seen]:
-        with self._lock:
-            return [r for r in self.requests if r.path == path]
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        with self._lock:
-            self.requests.append(Seen(request.method, request.path, dict(request.headers), body))
-            replies = self._script.get((request.method, request.path))
-            if not replies:
-                return web.json_response({"detail": "unscripted route"}, status=418)
-            reply = replies.pop(0) if len(replies) > 1 else replies[0]
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        if reply.trickle_s:
-            payload = json.dumps(reply.json).encode()
-            response = web.StreamResponse(status=reply.status, headers={"Content-Type": "application/json"})
-            response.content_length = len(payload)
-            await response.prepare(request)
-            for byte in payload:
-                await response.write(bytes([byte]))
-                await asyncio.sleep(reply.trickle_s)
-            return response
-        if reply.status == 204:
-            return web.Response(status=204, headers=reply.headers)
-        if reply.text is not None:
-            return web.Response(status=reply.status, text=reply.text, headers=reply.headers, content_type="text/html")
-        return web.json_response(reply.json, status=reply.status, headers=reply.headers)
 
 
 @pytest.fixture
@@ -526,7 +429,7 @@ def test_slow_server_times_out(server: ScriptedServer, client: RestClient) -> No
 
 
 def test_trickling_body_times_out_at_the_deadline(server: ScriptedServer, client: RestClient) -> None:
-    server.script("GET", "/trickle", Reply(json={"padding": "x" * 40}, trickle_s=0.1))
+    server.script("GET", "/trickle", Reply(json={"padding": "x" * 40}, trickle_s=0.1, chunk=1))
     client.access_token()
     started = time.monotonic()
     with pytest.raises(OdysseyTimeoutError, match="GET /trickle timed out"):
