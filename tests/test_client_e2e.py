@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -115,6 +116,18 @@ def test_image_to_video(client: Odyssey, server: LocalOdyssey) -> None:
         frame = client.get_frame(timeout=10)
     r, g, b = bottom_mean(frame)
     assert r > g + 40 and r > b + 40, "the world is seeded from the image"
+
+
+def test_a_prompt_too_big_for_the_data_channel_starts_and_interacts(client: Odyssey) -> None:
+    # 9000 emoji are 108 KB of JSON (surrogate escapes), so the start goes over the signaling socket.
+    # The applied prompt that comes back is bounded to 48 KiB of JSON: a reply over the peer's
+    # data-channel limit (64 KiB declared by aiortc, 256 KiB by browsers) could not be sent at all.
+    prompt = "\N{CAT FACE}" * 9000
+    client.connect()
+    client.start_stream(prompt, portrait=False)
+    applied = client.last_applied_prompt
+    assert applied is not None and prompt.startswith(applied[:4000]) and len(json.dumps(applied)) <= 48 * 1024
+    assert client.interact("The cat sleeps") == client.last_applied_prompt != applied
 
 
 def test_credentials_path(server: LocalOdyssey) -> None:

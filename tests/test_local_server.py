@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ import requests
 
 from odyssey_sync import protocol
 from odyssey_sync.local import ApiKey, LocalOdyssey
-from odyssey_sync.local.streamer import expand_prompt
+from odyssey_sync.local.streamer import MAX_APPLIED_PROMPT_BYTES, expand_prompt
 from odyssey_sync.local.world import World
 
 try:
@@ -709,3 +710,12 @@ def test_cli_runs_until_sigterm() -> None:
             process.wait(10)
         process.stdout.close()
         process.stderr.close()
+
+
+def test_applied_prompts_are_cut_to_fit_one_data_channel_message() -> None:
+    assert expand_prompt("A cat").startswith("A cat, ") and expand_prompt("A cat", bypass=True) == "A cat"
+    for prompt in ("x" * 300_000, "\u00e9" * 100_000, 'quote " and \\ ' * 20_000):
+        for bypass in (False, True):
+            applied = expand_prompt(prompt, bypass=bypass)
+            assert prompt.startswith(applied[:1000])
+            assert MAX_APPLIED_PROMPT_BYTES - 64 < len(json.dumps(applied)) <= MAX_APPLIED_PROMPT_BYTES

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import time
 import uuid
@@ -73,16 +74,42 @@ _STREAM_ERROR_TEXT = {
 }
 
 
+# The applied prompt goes back in one ``streamerToClient`` message, which every client must be able
+# to take: aiortc peers declare 64 KiB, browsers 256 KiB, and a message over the declared limit cannot be
+# sent at all (the client would wait for ``stream_started`` forever). So it is cut to fit; the
+# world still renders the prompt as the client sent it.
+MAX_APPLIED_PROMPT_BYTES = 48 * 1024
+
+
 def expand_prompt(prompt: str, *, bypass: bool = False) -> str:
     """The local stand-in for the hosted prompt expansion: deterministic, visibly longer.
 
     An empty prompt becomes a default scene; ``bypass`` (for keys with the
-    privilege) returns the prompt unchanged.
+    privilege) returns the prompt unchanged. Either way the result is cut so
+    that its JSON encoding takes at most :data:`MAX_APPLIED_PROMPT_BYTES`.
     """
     if bypass:
-        return prompt
+        return _bounded(prompt)
     base = prompt.strip() or DEFAULT_SCENE
-    return f"{base}, {EXPANSION_SUFFIX}"
+    return _bounded(f"{base}, {EXPANSION_SUFFIX}")
+
+
+def _bounded(text: str) -> str:
+    """``text``, or its longest prefix whose JSON encoding fits :data:`MAX_APPLIED_PROMPT_BYTES`."""
+
+    def size(candidate: str) -> int:
+        return len(json.dumps(candidate).encode("utf-8"))  # as protocol.encode writes it
+
+    if size(text) <= MAX_APPLIED_PROMPT_BYTES:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(text[:middle]) <= MAX_APPLIED_PROMPT_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 def raise_codec_bitrates(bitrate: int) -> None:
@@ -431,6 +458,7 @@ class Streamer:
             self._log.warning("ignoring a data channel message: %s", exc)
             return
         kind = message["type"]
+        self._log.debug("data channel: %s", kind)
         if self._faults.ignores(kind):
             self._log.info("fault knob: dropping %s", kind)
         elif kind in (protocol.STREAM_START, protocol.UPDATE, protocol.STREAM_END):
