@@ -29,6 +29,7 @@ from benchmarks.metrics import (
     DeliveryWindow,
     ServerMeter,
     cpu_seconds,
+    cycles_report,
     latency_ms,
     minor_faults,
     control_sessions,
@@ -373,18 +374,7 @@ async def _cycles(n: int, server: dict[str, Any], warmup_cycles: int) -> dict[st
     gc.collect()
     await asyncio.sleep(0.5)
     after = settled_sample(t0, baseline)
-    return {
-        "client": "bare",
-        "cycles": n,
-        "before_any": before,
-        "baseline": baseline,
-        "after": after,
-        "rss_growth_mb": round(after["rss_mb"] - baseline["rss_mb"], 2),
-        "rss_growth_from_start_mb": round(after["rss_mb"] - before["rss_mb"], 2),
-        "threads_delta": after["threads"] - baseline["threads"],
-        "fds_delta": after["fds"] - baseline["fds"],
-        "cycle_ms": summarize(durations),
-    }
+    return cycles_report("bare", before, baseline, after, durations)
 
 
 def cycles(server: dict[str, Any], n: int, warmup_cycles: int = 1) -> dict[str, Any]:

@@ -26,6 +26,7 @@ __all__ = [
     "ServerMeter",
     "control_sessions",
     "cpu_seconds",
+    "cycles_report",
     "fd_count",
     "jitter_buffer_in_use",
     "frames_sent",
@@ -334,6 +335,24 @@ def settled_sample(t0: float, target: dict[str, Any] | None, wait: float = 5.0) 
         if target is None and stable:
             break
     return sample
+
+
+def cycles_report(
+    client: str, before: dict[str, Any], baseline: dict[str, Any], after: dict[str, Any], durations: Sequence[float]
+) -> dict[str, Any]:
+    """The P7 connect/disconnect-cycles result: samples before any cycle, after the warm-up and at the end."""
+    return {
+        "client": client,
+        "cycles": len(durations),
+        "before_any": before,
+        "baseline": baseline,
+        "after": after,
+        "rss_growth_mb": round(after["rss_mb"] - baseline["rss_mb"], 2),
+        "rss_growth_from_start_mb": round(after["rss_mb"] - before["rss_mb"], 2),
+        "threads_delta": after["threads"] - baseline["threads"],
+        "fds_delta": after["fds"] - baseline["fds"],
+        "cycle_ms": summarize(durations),
+    }
 
 
 def jitter_buffer_in_use() -> str:

@@ -19,6 +19,7 @@ from benchmarks.metrics import (
     ServerMeter,
     control_sessions,
     cpu_seconds,
+    cycles_report,
     jitter_buffer_in_use,
     latency_ms,
     minor_faults,
@@ -311,17 +312,8 @@ def cycles(server: dict[str, Any], n: int, warmup_cycles: int = 1) -> dict[str, 
     gc.collect()
     after = settled_sample(t0, baseline)
     return {
-        "client": "sdk",
-        "cycles": n,
-        "before_any": before,
-        "baseline": baseline,
-        "after": after,
-        "rss_growth_mb": round(after["rss_mb"] - baseline["rss_mb"], 2),
-        "rss_growth_from_start_mb": round(after["rss_mb"] - before["rss_mb"], 2),
-        "threads_delta": after["threads"] - baseline["threads"],
-        "fds_delta": after["fds"] - baseline["fds"],
+        **cycles_report("sdk", before, baseline, after, durations),
         "python_threads_after": sorted(t.name for t in threading.enumerate()),
-        "cycle_ms": summarize(durations),
         "series": series,
     }
 

@@ -245,15 +245,7 @@ class AccountMethods:
         path = f"/recordings/{quote(stream_id, safe='')}"
         data = self._rest_client().request_json("GET", path, timeout=budget.left(), not_found=not_found)
         body = _object(data, f"GET {path}")
-        return Recording(
-            stream_id=_opt_str(body, "stream_id") or stream_id,
-            video_url=_opt_str(body, "video_url"),
-            events_url=_opt_str(body, "events_url"),
-            thumbnail_url=_opt_str(body, "thumbnail_url"),
-            preview_url=_opt_str(body, "preview_url"),
-            frame_count=_opt_int(body, "frame_count"),
-            duration_seconds=_opt_float(body, "duration_seconds"),
-        )
+        return Recording(stream_id=_opt_str(body, "stream_id") or stream_id, **_artifact_fields(body))
 
     def _absolute_url(self, url: str) -> str:
         """Presigned URLs are absolute; a relative one is resolved against the API URL."""
@@ -718,17 +710,24 @@ def _job_detail(data: Any, where: str, job_id: str | None) -> SimulationJobDetai
     )
 
 
+def _artifact_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The file links and sizes a recording and a simulation stream both carry."""
+    return {
+        "video_url": _opt_str(body, "video_url"),
+        "events_url": _opt_str(body, "events_url"),
+        "thumbnail_url": _opt_str(body, "thumbnail_url"),
+        "preview_url": _opt_str(body, "preview_url"),
+        "frame_count": _opt_int(body, "frame_count"),
+        "duration_seconds": _opt_float(body, "duration_seconds"),
+    }
+
+
 def _simulation_stream(item: Any, where: str) -> SimulationStream:
     body = _object(item, where)
     return SimulationStream(
         stream_id=_required_str(body, "stream_id", f"{where} (streams)"),
-        video_url=_opt_str(body, "video_url"),
-        events_url=_opt_str(body, "events_url"),
-        thumbnail_url=_opt_str(body, "thumbnail_url"),
-        preview_url=_opt_str(body, "preview_url"),
-        frame_count=_opt_int(body, "frame_count"),
-        duration_seconds=_opt_float(body, "duration_seconds"),
         script_index=_int(body, "script_index", 0),
+        **_artifact_fields(body),
     )
 
 

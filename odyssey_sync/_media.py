@@ -6,12 +6,19 @@ Runs on the connection's event-loop thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Callable
 
+import aiohttp
 from aiortc import RTCPeerConnection
 
-__all__ = ["VIDEO_STALL_TIMEOUT_S", "transport_counters", "watch_video"]
+from .frames import FrameBuffer
+from .types import Stats
+
+__all__ = ["VIDEO_STALL_TIMEOUT_S", "close_peer", "media_stats", "transport_counters", "watch_video"]
+
+logger = logging.getLogger(__name__)
 
 VIDEO_STALL_TIMEOUT_S = 5.0
 """A connection with no decoded frame for this long is dead: the server sends video continuously
@@ -55,3 +62,32 @@ async def transport_counters(pc: RTCPeerConnection | None) -> tuple[int, int]:
     received = sum(int(getattr(s, "bytesReceived", 0) or 0) for s in report.values() if s.type == "transport")
     lost = sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
     return received, lost
+
+
+def media_stats(
+    buffer: FrameBuffer, handler_frames_dropped: int, connected_at: float | None, counters: tuple[int, int]
+) -> Stats:
+    """A connection's :class:`Stats` from its frame buffer and :func:`transport_counters` (bitrate since ``connected_at``)."""
+    bytes_received, packets_lost = counters
+    elapsed = time.monotonic() - connected_at if connected_at else 0.0
+    return Stats(
+        frames_received=buffer.received,
+        frames_delivered=buffer.delivered,
+        frames_dropped=buffer.dropped,
+        fps=buffer.measured_fps(),
+        bitrate_bps=bytes_received * 8 / elapsed if elapsed > 0 else 0.0,
+        bytes_received=bytes_received,
+        packets_lost=packets_lost,
+        handler_frames_dropped=handler_frames_dropped,
+    )
+
+
+async def close_peer(pc: RTCPeerConnection | None, http: aiohttp.ClientSession | None, *, timeout: float) -> None:
+    """Close the peer connection (waiting at most ``timeout`` seconds) and then the HTTP session."""
+    if pc is not None:
+        try:
+            await asyncio.wait_for(pc.close(), timeout)
+        except (asyncio.TimeoutError, Exception) as exc:
+            logger.debug("peer close: %r", exc)
+    if http is not None:
+        await http.close()

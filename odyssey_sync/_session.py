@@ -20,7 +20,7 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
 from . import _jitter, protocol
-from ._media import watch_video
+from ._media import close_peer, watch_video
 from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
@@ -510,13 +510,7 @@ class Session:
             await cancel_and_wait(task)
         if self._signaling is not None:
             await self._signaling.close(goodbye=goodbye)
-        if self.pc is not None:
-            try:
-                await asyncio.wait_for(self.pc.close(), _PEER_CLOSE_TIMEOUT_S)
-            except (asyncio.TimeoutError, Exception) as exc:
-                logger.debug("peer close: %r", exc)
-        if self._http is not None:
-            await self._http.close()
+        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
         self.buffer.close(error)
 
 

@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
-from ._media import transport_counters, watch_video
+from ._media import close_peer, transport_counters, watch_video
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
@@ -278,13 +278,7 @@ class WhepSession:
                 await cancel_and_wait(task)
         if delete and self.location is not None and self._http is not None:
             await self._delete()
-        if self.pc is not None:
-            try:
-                await asyncio.wait_for(self.pc.close(), _PEER_CLOSE_TIMEOUT_S)
-            except (asyncio.TimeoutError, Exception) as exc:
-                logger.debug("peer close: %r", exc)
-        if self._http is not None:
-            await self._http.close()
+        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
         self.buffer.close(error)
 
     async def _delete(self) -> None:

@@ -23,7 +23,7 @@ from ._account import AccountMethods
 from ._version import __version__
 from ._dispatch import Dispatcher
 from ._loop import LoopThread, wait_future
-from ._media import transport_counters
+from ._media import media_stats, transport_counters
 from ._runtime import shut_down
 from ._regions import measure_region_latencies
 from ._session import Session
@@ -699,26 +699,15 @@ class Odyssey(AccountMethods):
         conn = self._conn
         if conn is None:
             return Stats()
-        buffer = conn.buffer
-        fps = buffer.measured_fps()
-        bytes_received = packets_lost = 0
+        counters = (0, 0)
         session = conn.session
         if session is not None and not conn.released and conn.loop.is_running and session.pc is not None:
             try:
-                bytes_received, packets_lost = conn.loop.run(transport_counters(session.pc), 1.0, what="stats")
+                counters = conn.loop.run(transport_counters(session.pc), 1.0, what="stats")
             except (OdysseyError, RuntimeError):
                 pass
-        elapsed = time.monotonic() - session.connected_at if session is not None and session.connected_at else 0.0
-        return Stats(
-            frames_received=buffer.received,
-            frames_delivered=buffer.delivered,
-            frames_dropped=buffer.dropped,
-            fps=fps,
-            bitrate_bps=bytes_received * 8 / elapsed if elapsed > 0 else 0.0,
-            bytes_received=bytes_received,
-            packets_lost=packets_lost,
-            handler_frames_dropped=conn.dispatcher.frames_dropped,
-        )
+        connected_at = session.connected_at if session is not None else None
+        return media_stats(conn.buffer, conn.dispatcher.frames_dropped, connected_at, counters)
 
 
 class _Listener:

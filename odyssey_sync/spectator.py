@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 from typing import Any, Callable, Iterator
 
 from ._dispatch import Dispatcher
 from ._loop import LoopThread
+from ._media import media_stats
 from ._runtime import shut_down
 from ._whep import WhepSession
 from .errors import OdysseyConnectionError, OdysseyError
@@ -253,24 +253,15 @@ class SpectatorConnection:
     def stats(self) -> Stats:
         """Frame counters, measured fps and bitrate of this connection."""
         runtime = self._runtime
-        buffer, session = runtime.buffer, runtime.session
-        bytes_received = packets_lost = 0
+        session = runtime.session
+        counters = (0, 0)
         if self.is_connected and session is not None and runtime.loop.is_running:
             try:
-                bytes_received, packets_lost = runtime.loop.run(session.transport_counters(), 1.0, what="stats")
+                counters = runtime.loop.run(session.transport_counters(), 1.0, what="stats")
             except (OdysseyError, RuntimeError):
                 pass
-        elapsed = time.monotonic() - session.connected_at if session is not None and session.connected_at else 0.0
-        return Stats(
-            frames_received=buffer.received,
-            frames_delivered=buffer.delivered,
-            frames_dropped=buffer.dropped,
-            fps=buffer.measured_fps(),
-            bitrate_bps=bytes_received * 8 / elapsed if elapsed > 0 else 0.0,
-            bytes_received=bytes_received,
-            packets_lost=packets_lost,
-            handler_frames_dropped=runtime.dispatcher.frames_dropped,
-        )
+        connected_at = session.connected_at if session is not None else None
+        return media_stats(runtime.buffer, runtime.dispatcher.frames_dropped, connected_at, counters)
 
 
 def connect_to_stream(

@@ -8,15 +8,16 @@ repeats); a reply may be a function of the request. Unscripted routes answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl
 
 import attrs
 from aiohttp import web
 
-__all__ = ["Reply", "ScriptedServer", "Seen"]
+__all__ = ["Reply", "ScriptedServer", "Seen", "serving"]
 
 
 @attrs.frozen
@@ -123,6 +124,18 @@ class ScriptedServer:
         if reply.body is None and not reply.trickle_s:
             return web.json_response(reply.json, status=reply.status, headers=reply.headers)
         return await _stream(request, reply)
+
+
+@contextlib.contextmanager
+def serving(access_token: str) -> Iterator[ScriptedServer]:
+    """A started server whose ``POST /auth/token`` grants ``access_token``; stopped on exit."""
+    server = ScriptedServer()
+    server.start()
+    server.script("POST", "/auth/token", Reply(json={"access_token": access_token, "expires_in": 3600}))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 async def _stream(request: web.Request, reply: Reply) -> web.StreamResponse:

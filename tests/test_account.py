@@ -38,7 +38,7 @@ from odyssey_sync import (
     StreamRecordingInfo,
 )
 from odyssey_sync.scripts import ScriptError, prompt_list_script
-from scripted import Reply, ScriptedServer, Seen
+from scripted import Reply, ScriptedServer, Seen, serving
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -72,13 +72,8 @@ def api_requests(scripted: ScriptedServer) -> list[Seen]:
 
 @pytest.fixture
 def scripted() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    srv.start()
-    srv.script("POST", "/auth/token", Reply(json={"access_token": TOKEN, "expires_in": 3600}))
-    try:
+    with serving(TOKEN) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from odyssey_sync.errors import (
 )
 from odyssey_sync.rest import RestClient, SessionGrant
 from odyssey_sync.types import StreamerCapabilities
-from scripted import Reply, ScriptedServer
+from scripted import Reply, ScriptedServer, serving
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -52,13 +52,8 @@ GRANT = {
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    srv = ScriptedServer()
-    srv.start()
-    srv.script("POST", "/auth/token", Reply(json={"access_token": TOKEN, "expires_in": 3600}))
-    try:
+    with serving(TOKEN) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -227,7 +227,7 @@ def test_render_matches_render_planes_outside_the_stamp() -> None:
     world.set_prompt("A cat")
     planes = world.render_planes(7)
     stamped = world.render(7, stamp_time_ms=1234).to_ndarray()
-    height, width = SMALL[1], SMALL[0]
+    height = SMALL[1]
     assert np.array_equal(stamped[24:height], planes[24:height])
     assert np.array_equal(stamped[:height, 256:], planes[:height, 256:])
     assert read_stamp(stamped[:height]) == Stamp(7, 1234)
