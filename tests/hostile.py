@@ -1,0 +1,399 @@
+"""Tools of the hostile-input tests: a well-behaved watcher, raw HTTP, a trickling server, bombs.
+
+Everything here uses real sockets. The attacks are small functions so that
+``tests/hostile_probe.py`` (run by hand, before and after a fix) and
+``tests/test_hostile_input.py`` (the assertions) send exactly the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import socket
+import struct
+import threading
+import time
+import zlib
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
+
+import attrs
+
+from odyssey_sync import Odyssey, VideoFrame
+
+__all__ = [
+    "Gaps",
+    "HttpAnswer",
+    "TrickleServer",
+    "Watcher",
+    "nested_json",
+    "never_connecting_offer",
+    "png_bomb",
+    "post",
+    "rss_mib",
+]
+
+MIB = 1024 * 1024
+
+
+def rss_mib() -> float:
+    """This process's resident set size, in MiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+# -- a well-behaved client --------------------------------------------------------------------
+
+
+@attrs.frozen
+class Gaps:
+    """What a :class:`Watcher` saw during one window."""
+
+    worst_ms: float
+    frames: int
+    seconds: float
+
+
+class Watcher:
+    """A client streaming on its own key; measures the worst gap between frames it receives.
+
+    Arrival times are ``frame.received_at`` (stamped on the client's loop
+    thread when the frame is decoded), so a slow handler does not count.
+    """
+
+    def __init__(self, url: str, api_key: str, *, prompt: str = "A calm lake at dawn") -> None:
+        """Prepare a client of ``url``; :meth:`start` connects and starts streaming."""
+        self.client = Odyssey(api_key=api_key, api_url=url, timeout=20)
+        self._prompt = prompt
+        self._arrivals: list[float] = []
+        self._changed = threading.Condition()
+
+    def start(self) -> Watcher:
+        """Connect, start a stream and wait for its first frames."""
+        self.client.connect(on_video_frame=self._on_frame)
+        self.client.start_stream(self._prompt, portrait=False)
+        self.wait_frames(10, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+
+    def _on_frame(self, frame: VideoFrame) -> None:
+        with self._changed:
+            self._arrivals.append(frame.received_at)
+            self._changed.notify_all()
+
+    def count(self) -> int:
+        """Frames received so far."""
+        with self._changed:
+            return len(self._arrivals)
+
+    def wait_frames(self, more: int, *, timeout: float) -> bool:
+        """Wait until ``more`` frames arrive after now; whether they did in time."""
+        with self._changed:
+            target = len(self._arrivals) + more
+            return self._changed.wait_for(lambda: len(self._arrivals) >= target, timeout)
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[list[Gaps]]:
+        """Measure the block: yields a list that holds one :class:`Gaps` once the block is done.
+
+        The window ends only once five more frames have arrived after the
+        block (or 5 s passed), so a stall the block caused is measured whole,
+        and ``frames`` counting those five shows the client kept receiving.
+        """
+        result: list[Gaps] = []
+        with self._changed:
+            first = max(0, len(self._arrivals) - 1)
+            began = time.monotonic()
+        yield result
+        self.wait_frames(5, timeout=5)
+        with self._changed:
+            arrivals = self._arrivals[first:]
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        # Still waiting for a frame at the end counts as a gap too.
+        tail = time.monotonic() - arrivals[-1] if arrivals else 0.0
+        worst = max([*gaps, tail])
+        result.append(Gaps(worst_ms=worst * 1000, frames=max(0, len(arrivals) - 1), seconds=time.monotonic() - began))
+
+
+# -- raw HTTP ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class HttpAnswer:
+    """Status, body and time of one raw HTTP exchange (``status`` 0: the connection was cut)."""
+
+    status: int
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def detail(self) -> str:
+        """The ``detail`` of a JSON error body, or the body as text."""
+        try:
+            value = self.json()
+        except ValueError:
+            return self.body.decode("utf-8", "replace")
+        return value.get("detail") if isinstance(value, dict) else repr(value)
+
+
+def post(
+    base_url: str,
+    path: str,
+    body: bytes | Iterable[bytes],
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    timeout: float = 60.0,
+) -> HttpAnswer:
+    """One request over a fresh connection; an iterable body is sent chunked (no Content-Length)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    began = time.monotonic()
+    try:
+        sent = {"Content-Type": content_type, **(headers or {})}
+        if isinstance(body, (bytes, bytearray)):
+            connection.request(method, path, body=bytes(body), headers=sent)
+        else:
+            connection.request(method, path, body=body, headers=sent, encode_chunked=True)
+        response = connection.getresponse()
+        data = response.read()
+        return HttpAnswer(response.status, data, time.monotonic() - began)
+    except (ConnectionError, http.client.HTTPException, socket.timeout):
+        return HttpAnswer(0, b"", time.monotonic() - began)
+    finally:
+        connection.close()
+
+
+def nested_json(depth: int) -> bytes:
+    """``[[[...]]]``, ``depth`` deep: valid JSON that a recursive parser cannot take."""
+    return b"[" * depth + b"]" * depth
+
+
+# -- a server that trickles -------------------------------------------------------------------
+
+
+class TrickleServer:
+    """A TCP server on 127.0.0.1 that answers every request one byte at a time, forever.
+
+    ``mode="headers"``: a status line, then one header whose value never
+    ends. ``mode="body"``: complete headers announcing ``body_bytes`` of JSON,
+    then the body a byte per ``interval_s``. ``mode="big"``: complete headers
+    and ``body_bytes`` of a valid JSON document sent at full speed
+    (Content-Length set unless ``chunked``).
+    """
+
+    def __init__(
+        self, mode: str = "headers", *, interval_s: float = 0.05, body_bytes: int = 1_000_000, chunked: bool = False
+    ) -> None:
+        """Configure; :meth:`start` listens."""
+        if mode not in ("headers", "body", "big"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.interval_s = interval_s
+        self.body_bytes = body_bytes
+        self.chunked = chunked
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._connections: list[socket.socket] = []
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __enter__(self) -> TrickleServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> TrickleServer:
+        """Accept connections on a thread of its own."""
+        thread = threading.Thread(target=self._accept, name="trickle-accept", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Close every socket and join the threads."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._connections.append(connection)
+            thread = threading.Thread(target=self._serve, args=(connection,), name="trickle-serve", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            self.requests += 1
+            if self.mode == "big":
+                self._send_big(connection)
+                return
+            if self.mode == "headers":
+                head, trickled = b"HTTP/1.1 200 OK\r\nX-Slow: ", b"a"
+            else:
+                head = (
+                    f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {self.body_bytes}\r\n\r\n"
+                ).encode()
+                trickled = b" "
+            connection.sendall(head)
+            while not self._stop.wait(self.interval_s):
+                connection.sendall(trickled)
+        except OSError:
+            return
+
+    def _send_big(self, connection: socket.socket) -> None:
+        piece = b'"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd",' * 1024
+        count = max(1, self.body_bytes // len(piece))
+        total = 1 + len(piece) * count + len(b'"end"]')
+        framing = "Transfer-Encoding: chunked" if self.chunked else f"Content-Length: {total}"
+        connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n".encode())
+
+        def send(data: bytes) -> None:
+            connection.sendall(b"%x\r\n%b\r\n" % (len(data), data) if self.chunked else data)
+
+        send(b"[")
+        for _ in range(count):
+            if self._stop.is_set():
+                return
+            send(piece)
+        send(b'"end"]')
+        if self.chunked:
+            connection.sendall(b"0\r\n\r\n")
+
+
+# -- bombs and offers -------------------------------------------------------------------------
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid RGB PNG of ``width`` x ``height`` black pixels, about 1/1000 of its decoded size.
+
+    One block of rows is deflated once and its output repeated (a full flush
+    makes each block independent), so even a 16000x16000 bomb takes well under
+    a second to build.
+    """
+    row = b"\x00" * (1 + 3 * width)
+    rows_per_block = max(1, (4 * MIB) // len(row))
+    blocks, rest = divmod(height, rows_per_block)
+    compressor = zlib.compressobj(9)
+    block = row * rows_per_block
+    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)  # no zlib header this time
+    adler = 1
+    for _ in range(blocks):
+        adler = zlib.adler32(block, adler)
+    tail = row * rest
+    adler = zlib.adler32(tail, adler)
+    body = (first + again * (blocks - 1)) if blocks else first[:2]
+    deflated = body + compressor.compress(tail) + compressor.flush(zlib.Z_FINISH)
+    # The stream's own trailer is the adler32 of the one block it saw: replace it with the real one.
+    idat = deflated[:-4] + struct.pack(">I", adler)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def never_connecting_offer() -> str:
+    """A real recvonly video offer from a peer that is closed at once: answering it never connects."""
+
+    async def make() -> str:
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    return asyncio.run(make())
+
+
+class FakeWhep:
+    """A WHEP endpoint that answers as told: ``answers[name] = (status, body, content_type)``.
+
+    ``GET /config`` gives no ICE servers; ``POST /broadcast/<name>/whep``
+    gives the scripted answer (with a ``Location``); the token is not checked.
+    """
+
+    def __init__(self) -> None:
+        """Nothing listens until :meth:`start`."""
+        self.answers: dict[str, tuple[int, bytes, str]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-whep", daemon=True)
+        self._runner: Any = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FakeWhep:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        async def config(request: web.Request) -> web.Response:
+            return web.json_response({"iceServers": []})
+
+        async def whep(request: web.Request) -> web.Response:
+            await request.read()
+            status, body, content_type = self.answers[request.match_info["name"]]
+            return web.Response(status=status, body=body, headers={"Content-Type": content_type, "Location": "/gone"})
+
+        app = web.Application()
+        app.router.add_get("/config", config)
+        app.router.add_post("/broadcast/{name}/whep", whep)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
