@@ -30,10 +30,12 @@ import numpy as np
 __all__ = [
     "LANDSCAPE_SIZE",
     "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
     "PORTRAIT_SIZE",
     "SUPPORTED_MIME_TYPES",
     "centre_crop_box",
     "decode_to_rgb",
+    "image_dimensions",
     "image_to_bytes",
     "prepare_image",
     "sniff_mime",
@@ -44,6 +46,13 @@ logger = logging.getLogger("odyssey_sync.images")
 
 MAX_IMAGE_BYTES: int = 25 * 1024 * 1024
 """Largest accepted image, in bytes, measured on the encoded input."""
+
+MAX_IMAGE_PIXELS: int = 50_000_000
+"""Most pixels (width x height) an image may have to be decoded: a 48-megapixel camera photo fits.
+
+Checked from the file's header before anything is decoded, so a small file
+that would inflate to gigabytes (a decompression bomb) is refused cheaply.
+"""
 
 SUPPORTED_MIME_TYPES: tuple[str, ...] = (
     "image/jpeg",
@@ -495,6 +504,15 @@ def _decode_first_frame(data: bytes, mime: str) -> av.VideoFrame | None:
     """
     if mime == "image/jpeg" and not _jpeg_is_complete(data):
         raise _corrupt(mime, "it is truncated (the end-of-image marker is missing)")
+    # Opening the container already decodes (FFmpeg probes the stream), so the size is checked first.
+    size = image_dimensions(data, mime)
+    if size is None:
+        if mime in _ISOBMFF_MIME_TYPES:
+            return None  # no 'ispe' box: treated as a file this build cannot decode, never opened
+        raise _corrupt(mime, "its header does not give the picture's width and height")
+    if size[0] <= 0 or size[1] <= 0:
+        raise _corrupt(mime, f"its header gives a size of {size[0]}x{size[1]}")
+    _check_pixels(*size)
     try:
         with av.open(io.BytesIO(data), mode="r", format=_DEMUXERS[mime]) as container:
             streams = container.streams.video
@@ -516,6 +534,117 @@ def _decode_first_frame(data: bytes, mime: str) -> av.VideoFrame | None:
         return None
     reason = error.strerror if isinstance(error, av.FFmpegError) and error.strerror else str(error)
     raise _corrupt(mime, reason[:1].lower() + reason[1:]) from error
+
+
+def image_dimensions(data: bytes, mime: str) -> tuple[int, int] | None:
+    """``(width, height)`` of encoded image ``data`` read from its header, without decoding; ``None`` if unreadable.
+
+    ``mime`` is what :func:`sniff_mime` found. JPEG: the first frame header
+    (SOFn); PNG: IHDR; GIF: the logical screen; BMP: the info header; WebP:
+    the VP8/VP8L/VP8X header; HEIC/HEIF/AVIF: the largest ``ispe`` property.
+    """
+    try:
+        if mime == "image/png":
+            return (_be(data, 16, 4), _be(data, 20, 4)) if data[12:16] == b"IHDR" else None
+        if mime == "image/jpeg":
+            return _jpeg_dimensions(data)
+        if mime == "image/gif":
+            return _le(data, 6, 2), _le(data, 8, 2)
+        if mime == "image/bmp":
+            header = _le(data, 14, 4)
+            if header == 12:  # BITMAPCOREHEADER: 16-bit sizes
+                return _le(data, 18, 2), _le(data, 20, 2)
+            if header not in _BMP_INFO_HEADER_SIZES:
+                return None
+            return abs(_le(data, 18, 4, signed=True)), abs(_le(data, 22, 4, signed=True))
+        if mime == "image/webp":
+            return _webp_dimensions(data)
+        if mime in _ISOBMFF_MIME_TYPES:
+            return _ispe_dimensions(data)
+    except IndexError:
+        return None
+    return None
+
+
+def _be(data: bytes, at: int, size: int) -> int:
+    if at + size > len(data):
+        raise IndexError(at)
+    return int.from_bytes(data[at : at + size], "big")
+
+
+def _le(data: bytes, at: int, size: int, *, signed: bool = False) -> int:
+    if at + size > len(data):
+        raise IndexError(at)
+    return int.from_bytes(data[at : at + size], "little", signed=signed)
+
+
+# BITMAPINFOHEADER and its successors (and OS/2's), by their size field.
+_BMP_INFO_HEADER_SIZES = frozenset({16, 40, 52, 56, 64, 108, 124})
+
+# Start-of-frame markers (baseline, extended, progressive, lossless; Huffman and arithmetic).
+_JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first SOFn segment, walking segments up to the first scan."""
+    pos, end = 2, len(data)
+    while pos < end:
+        if data[pos] != 0xFF:
+            return None
+        while pos < end and data[pos] == 0xFF:
+            pos += 1
+        if pos >= end:
+            return None
+        marker = data[pos]
+        pos += 1
+        if marker in _JPEG_STANDALONE_MARKERS:
+            continue
+        if marker == 0xDA or marker == 0xD9:
+            return None  # a scan (or the end) before any frame header
+        length = _be(data, pos, 2)
+        if marker in _JPEG_SOF_MARKERS:
+            height, width = _be(data, pos + 3, 2), _be(data, pos + 5, 2)
+            return (width, height) if height else None  # height 0 (set later by DNL) is not supported
+        pos += length
+    return None
+
+
+def _webp_dimensions(data: bytes) -> tuple[int, int] | None:
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return _le(data, 24, 3) + 1, _le(data, 27, 3) + 1
+    if kind == b"VP8L":
+        if data[20] != 0x2F:
+            return None
+        bits = _le(data, 21, 4)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            return None
+        return _le(data, 26, 2) & 0x3FFF, _le(data, 28, 2) & 0x3FFF
+    return None
+
+
+def _ispe_dimensions(data: bytes) -> tuple[int, int] | None:
+    """The largest image spatial extent (``ispe``) property of a HEIF/AVIF file, if any."""
+    best: tuple[int, int] | None = None
+    at = data.find(b"ispe")
+    while at >= 4:
+        width, height = _be(data, at + 8, 4), _be(data, at + 12, 4)
+        if best is None or width * height > best[0] * best[1]:
+            best = (width, height)
+        at = data.find(b"ispe", at + 4)
+    return best
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse a picture of more than :data:`MAX_IMAGE_PIXELS` before it is decoded."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it (it is resized to 1280x704 or 704x1280 "
+            "anyway) and try again."
+        )
 
 
 def _corrupt(mime: str, reason: str) -> ValueError:

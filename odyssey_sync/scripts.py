@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from . import protocol
+
 __all__ = [
     "MAX_PROMPT_CHARS",
     "MAX_SCRIPTS_PER_JOB",
@@ -39,8 +41,8 @@ __all__ = [
 MAX_SCRIPT_MS: int = 150_000
 """Default longest script, in ms: one simulated stream obeys the 150 s per-stream limit."""
 
-MAX_PROMPT_CHARS: int = 10_000
-"""Prompts must be shorter than this many characters."""
+MAX_PROMPT_CHARS: int = protocol.MAX_PROMPT_CHARS
+"""Prompts must be shorter than this many characters (the limit of every path, see :func:`odyssey_sync.protocol.prompt_problem`)."""
 
 MAX_SCRIPTS_PER_JOB: int = 10
 """Most scripts one job may carry in ``scripts=[...]``."""
@@ -325,6 +327,9 @@ def _check_payload(action: str, payload: object, at: str, images_as_data_urls: b
             f"{at}: {action}.prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS} "
             "(a sentence or two works best)"
         )
+    problem = protocol.prompt_problem(prompt, name=f"{action}.prompt")
+    if problem is not None:
+        raise ScriptError(f"{at}: {problem}")
     out: dict[str, Any] = {"prompt": prompt}
     image = payload.get("image")
     if image is not None:
