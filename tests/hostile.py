@@ -72,6 +72,8 @@ class Watcher:
         self._prompt = prompt
         self._arrivals: list[float] = []
         self._changed = threading.Condition()
+        self._first = 0
+        self._began = time.monotonic()
 
     def start(self) -> Watcher:
         """Connect, start a stream and wait for its first frames."""
@@ -100,27 +102,34 @@ class Watcher:
             target = len(self._arrivals) + more
             return self._changed.wait_for(lambda: len(self._arrivals) >= target, timeout)
 
-    @contextlib.contextmanager
-    def window(self) -> Iterator[list[Gaps]]:
-        """Measure the block: yields a list that holds one :class:`Gaps` once the block is done.
-
-        The window ends only once five more frames have arrived after the
-        block (or 5 s passed), so a stall the block caused is measured whole,
-        and ``frames`` counting those five shows the client kept receiving.
-        """
-        result: list[Gaps] = []
+    def begin(self) -> None:
+        """Start measuring (one window at a time)."""
         with self._changed:
-            first = max(0, len(self._arrivals) - 1)
-            began = time.monotonic()
-        yield result
+            self._first = max(0, len(self._arrivals) - 1)
+            self._began = time.monotonic()
+
+    def end(self) -> Gaps:
+        """Stop measuring, once five more frames have arrived (or 5 s passed): the worst gap since :meth:`begin`.
+
+        Waiting for those frames measures a stall the attack caused whole,
+        and ``frames`` counting them shows the client kept receiving.
+        """
         self.wait_frames(5, timeout=5)
         with self._changed:
-            arrivals = self._arrivals[first:]
+            arrivals = self._arrivals[self._first :]
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         # Still waiting for a frame at the end counts as a gap too.
         tail = time.monotonic() - arrivals[-1] if arrivals else 0.0
         worst = max([*gaps, tail])
-        result.append(Gaps(worst_ms=worst * 1000, frames=max(0, len(arrivals) - 1), seconds=time.monotonic() - began))
+        return Gaps(worst_ms=worst * 1000, frames=max(0, len(arrivals) - 1), seconds=time.monotonic() - self._began)
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[list[Gaps]]:
+        """Measure the block: yields a list that holds one :class:`Gaps` once the block is done."""
+        result: list[Gaps] = []
+        self.begin()
+        yield result
+        result.append(self.end())
 
 
 # -- raw HTTP ---------------------------------------------------------------------------------
@@ -397,3 +406,294 @@ class FakeWhep:
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = self._runner.addresses[0][1]
+
+
+class QuietAttacker:
+    """A signed-in session that takes no video: its answer marks the video inactive.
+
+    So the attacks it sends are the only load it adds, and a frame gap the
+    watcher sees is the server's doing. Use as ``async with QuietAttacker(url, key) as attacker``.
+    """
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        """Prepare; entering the context connects."""
+        from raw_client import RawClient
+
+        self._client = RawClient(base_url, api_key)
+        self._pc: Any = None
+        self.ws: Any = None
+        self.messages: asyncio.Queue[str] = asyncio.Queue()
+        self._inbound: Any = None
+        self._opened = asyncio.Event()
+
+    async def __aenter__(self) -> QuietAttacker:
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+
+        from odyssey_sync import protocol
+
+        await self._client.authenticate()
+        info = await self._client.request_session()
+        token = await self._client.session_token(info["session_id"])
+        self.ws = await self._client.open_signaling(info["signalling_url"], info["session_id"], token)
+        offer = await asyncio.wait_for(self.ws.receive_json(), 15)
+        pc = self._pc = RTCPeerConnection()
+
+        @pc.on("datachannel")
+        def on_channel(channel: Any) -> None:
+            if channel.label == protocol.STREAMER_TO_CLIENT:
+                channel.on("message", self.messages.put_nowait)
+            else:
+                self._inbound = channel
+                self._opened.set()
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        for transceiver in pc.getTransceivers():
+            transceiver.direction = "inactive"
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self.ws.send_str(protocol.encode(protocol.answer(pc.localDescription.sdp)))
+        await asyncio.wait_for(self._opened.wait(), 15)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close(code=1000)
+        if self._pc is not None:
+            await self._pc.close()
+        await self._client.close()
+
+    async def send_signaling(self, text: str) -> None:
+        """Send ``text`` as one signaling message."""
+        await self.ws.send_str(text)
+
+    def send(self, text: str) -> None:
+        """Send ``text`` on ``clientToStreamer``."""
+        self._inbound.send(text)
+
+    async def reply(self, timeout: float = 15.0) -> dict[str, Any]:
+        """The next message on ``streamerToClient``."""
+        return json.loads(await asyncio.wait_for(self.messages.get(), timeout))
+
+
+# -- attacks from a process of their own ------------------------------------------------------
+#
+# An attacker in the test's process would share its GIL: building and sending a 39 MB body would
+# stall the watcher and the server as much as the server's own handling does. So attacks run in a
+# spawned child process: it prepares (builds the body, signs in), reports ready, waits for "go",
+# attacks, and sends back what it got.
+
+
+class Go:
+    """The child's side of the hand-shake: :meth:`ready` once prepared, then :meth:`wait` for the go."""
+
+    def __init__(self, ready: Any, go: Any) -> None:
+        self._ready = ready
+        self._go = go
+
+    def ready(self) -> None:
+        """Tell the parent the attack is prepared."""
+        self._ready.set()
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the parent says go."""
+        if not self._go.wait(timeout):
+            raise TimeoutError("the parent never said go")
+
+
+def _child_main(target: Any, ready: Any, go: Any, results: Any, args: tuple[Any, ...]) -> None:
+    try:
+        results.put(("ok", target(Go(ready, go), *args)))
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class ChildAttack:
+    """An attack prepared in a spawned process; :meth:`launch` it, then read its :meth:`result`."""
+
+    def __init__(self, target: Any, *args: Any) -> None:
+        """Start the child: it prepares ``target(go, *args)`` and waits to be launched."""
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._ready = context.Event()
+        self._go = context.Event()
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=_child_main, args=(target, self._ready, self._go, self._results, args), daemon=True
+        )
+        self._process.start()
+
+    def __enter__(self) -> ChildAttack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the child has prepared (raises if it failed or took too long)."""
+        if not self._ready.wait(timeout):
+            if not self._results.empty():
+                raise RuntimeError(f"the attack failed while preparing: {self._results.get()[1]}")
+            raise TimeoutError("the attack did not get ready in time")
+
+    def launch(self) -> None:
+        """Tell the child to attack now."""
+        self._go.set()
+
+    def result(self, timeout: float = 120.0) -> Any:
+        """What the attack returned (raises with the child's error if it failed)."""
+        import queue
+
+        try:
+            status, value = self._results.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("the attack did not finish in time") from None
+        if status != "ok":
+            raise RuntimeError(f"the attack failed: {value}")
+        return value
+
+    def close(self) -> None:
+        """End the child process."""
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+
+def json_many_values(size: int, prefix: bytes = b'{"api_key":"ody_x","pad":[', suffix: bytes = b"0]}") -> bytes:
+    """A valid JSON object of about ``size`` bytes made of small numbers: the slowest kind to parse."""
+    return prefix + b"0," * ((size - len(prefix) - len(suffix)) // 2) + suffix
+
+
+def attack_post(go: Go, base_url: str, path: str, body: tuple[str, int], headers: dict[str, str]) -> list[HttpAnswer]:
+    """POST a built body: ``("values", size)`` many small values, ``("event", size)`` a telemetry
+    event with a huge name, ``("script", size)`` a job script of numbers; ``repeat`` times."""
+    kind, size = body
+    if kind == "values":
+        data = json_many_values(size)
+    elif kind == "event":
+        data = b'{"events":[{"event":"' + b"A" * size + b'"}]}'
+    elif kind == "script":
+        data = json_many_values(size, prefix=b'{"portrait":true,"script":[', suffix=b"0]}")
+    else:
+        raise ValueError(kind)
+    repeat = int(headers.pop("X-Repeat", "1"))
+    go.ready()
+    go.wait()
+    return [post(base_url, path, data, headers=headers) for _ in range(repeat)]
+
+
+def attack_signaling(go: Go, base_url: str, api_key: str, message: dict[str, Any], channel: str = "signaling") -> Any:
+    """Sign in quietly, then send ``message`` (on signaling, or the data channel) and return the reply."""
+
+    async def run() -> Any:
+        async with QuietAttacker(base_url, api_key) as attacker:
+            text = json.dumps(message)
+            go.ready()
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+            began = time.monotonic()
+            if channel == "signaling":
+                await attacker.send_signaling(text)
+            else:
+                attacker.send(text)
+            try:
+                reply: Any = await attacker.reply(timeout=30)
+            except asyncio.TimeoutError:
+                reply = "no reply in 30 s"
+            return reply, time.monotonic() - began
+
+    return asyncio.run(run())
+
+
+def attack_whep_flood(go: Go, base_url: str, path: str, count: int) -> tuple[list[int], float]:
+    """POST ``count`` offers that never connect, as fast as answers come; their statuses and the seconds taken."""
+    offer = never_connecting_offer().encode()
+    go.ready()
+    go.wait()
+    began = time.monotonic()
+    statuses = [post(base_url, path, offer, content_type="application/sdp").status for _ in range(count)]
+    return statuses, time.monotonic() - began
+
+
+def _watch_in_child(connection: Any, url: str, api_key: str) -> None:
+    """The child's side of :class:`RemoteWatcher`: stream, and answer "begin", "end", "count", ("wait", n, s), "stop"."""
+    watcher = Watcher(url, api_key)
+    try:
+        watcher.start()
+        connection.send(("started", watcher.count()))
+        while True:
+            command = connection.recv()
+            if command == "begin":
+                watcher.begin()
+                connection.send(("begun", watcher.count()))
+            elif command == "end":
+                connection.send(("ended", watcher.end()))
+            elif command == "count":
+                connection.send(("count", watcher.count()))
+            elif isinstance(command, tuple) and command[0] == "wait":
+                connection.send(("waited", watcher.wait_frames(command[1], timeout=command[2])))
+            else:
+                break
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        connection.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        watcher.stop()
+        connection.close()
+
+
+class RemoteWatcher:
+    """A :class:`Watcher` in a process of its own, so the test's process (and its GIL) holds only the server.
+
+    Arrival times are ``time.monotonic()`` of the child, the worst gap computed there.
+    """
+
+    def __init__(self, url: str, api_key: str) -> None:
+        """Spawn the child; :meth:`start` waits until it streams."""
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_watch_in_child, args=(child, url, api_key), daemon=True)
+        self._process.start()
+
+    def _ask(self, command: Any, timeout: float = 60.0) -> Any:
+        self._connection.send(command)
+        if not self._connection.poll(timeout):
+            raise TimeoutError(f"the watcher did not answer {command!r}")
+        kind, value = self._connection.recv()
+        if kind == "error":
+            raise RuntimeError(f"the watcher failed: {value}")
+        return value
+
+    def start(self) -> RemoteWatcher:
+        """Wait until the child streams."""
+        if not self._connection.poll(60):
+            raise TimeoutError("the watcher did not start streaming")
+        kind, value = self._connection.recv()
+        if kind == "error":
+            raise RuntimeError(f"the watcher failed: {value}")
+        return self
+
+    def count(self) -> int:
+        """Frames the child has received."""
+        return int(self._ask("count"))
+
+    def wait_frames(self, more: int, *, timeout: float) -> bool:
+        """Wait until ``more`` frames arrived after now; whether they did in time."""
+        return bool(self._ask(("wait", more, timeout), timeout + 10))
+
+    @contextlib.contextmanager
+    def window(self) -> Iterator[list[Gaps]]:
+        """As :meth:`Watcher.window`, measured in the child."""
+        result: list[Gaps] = []
+        self._ask("begin")
+        yield result
+        result.append(self._ask("end"))
+
+    def stop(self) -> None:
+        """Stop streaming and end the child."""
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self._connection.send("stop")
+        self._process.join(15)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)

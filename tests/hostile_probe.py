@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile import MIB, TrickleServer, Watcher, nested_json, never_connecting_offer, png_bomb, post, rss_mib  # noqa: E402
+from hostile import MIB, ChildAttack, TrickleServer, attack_post, attack_signaling, attack_whep_flood, RemoteWatcher, Watcher, nested_json, png_bomb, post, rss_mib  # noqa: E402
 from raw_client import RawClient  # noqa: E402
 
 import odyssey_sync  # noqa: E402
@@ -42,10 +42,6 @@ BIG = 39 * MIB
 def say(case: str, what: str, **figures: Any) -> None:
     shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
     print(f"[{case}] {what}: {shown}", flush=True)
-
-
-def many_values(size: int, prefix: bytes = b'{"api_key":"ody_x","pad":[', suffix: bytes = b"0]}") -> bytes:
-    return prefix + b"0," * ((size - len(prefix) - len(suffix)) // 2) + suffix
 
 
 def access_token(server: LocalOdyssey, key: ApiKey) -> str:
@@ -78,46 +74,32 @@ def describe(value: Any) -> str:
 # -- cases ------------------------------------------------------------------------------------
 
 
-def case_1(server: LocalOdyssey, watcher: Watcher) -> None:
-    body = many_values(BIG)
-    for path in ("/auth/token", "/telemetry"):
+def measured(watcher: Watcher, target: Any, *args: Any) -> tuple[Any, float]:
+    """Prepare ``target`` in a child process, then run it inside a watcher window: (its result, worst gap ms)."""
+    with ChildAttack(target, *args) as attack:
+        attack.wait_ready()
+        watcher.wait_frames(5, timeout=5)
         with watcher.window() as gaps:
-            answer = post(server.url, path, body)
-        say("1", f"39 MB JSON POST {path}", status=answer.status, seconds=answer.seconds,
-            worst_gap_ms=gaps[0].worst_ms, frames=gaps[0].frames)
+            attack.launch()
+            result = attack.result()
+    return result, gaps[0].worst_ms
+
+
+def case_1(server: LocalOdyssey, watcher: Watcher) -> None:
+    for path in ("/auth/token", "/telemetry"):
+        (answer,), worst = measured(watcher, attack_post, server.url, path, ("values", BIG), {})
+        say("1", f"39 MB JSON POST {path}", status=answer.status, seconds=answer.seconds, worst_gap_ms=worst)
 
 
 def case_2(server: LocalOdyssey, watcher: Watcher) -> None:
     gc.collect()
     before = rss_mib()
-    body = b'{"events":[{"event":"' + b"A" * BIG + b'"}]}'
-    statuses = [post(server.url, "/telemetry", body).status for _ in range(8)]
+    answers, _ = measured(watcher, attack_post, server.url, "/telemetry", ("event", BIG), {"X-Repeat": "8"})
     after = rss_mib()
-    del body
     gc.collect()
     watcher.wait_frames(40, timeout=5)
-    say("2", "eight 39 MB /telemetry posts", statuses=statuses, rss_before=before, rss_after=after, rss_idle=rss_mib())
-
-
-def _raw_start(server: LocalOdyssey, message: dict[str, Any], *, via_signaling: bool = True) -> tuple[Any, float]:
-    async def run() -> tuple[Any, float]:
-        async with RawClient(server.url, ATTACKER.key) as client:
-            conn = await client.connect()
-            try:
-                began = time.monotonic()
-                if via_signaling:
-                    await conn.send_signaling(message)
-                else:
-                    conn.send(message)
-                try:
-                    reply = await conn.next_message(timeout=30)
-                except asyncio.TimeoutError:
-                    reply = "no reply in 30 s"
-                return reply, time.monotonic() - began
-            finally:
-                await conn.close()
-
-    return asyncio.run(run())
+    say("2", "eight 39 MB /telemetry posts", statuses=[a.status for a in answers], rss_before=before, rss_after=after,
+        rss_idle=rss_mib())
 
 
 def case_3(server: LocalOdyssey, watcher: Watcher) -> None:
@@ -125,29 +107,29 @@ def case_3(server: LocalOdyssey, watcher: Watcher) -> None:
     url = "data:image/png;base64," + base64.b64encode(bomb).decode()
     gc.collect()
     before = rss_mib()
-    with watcher.window() as gaps:
-        reply, seconds = _raw_start(server, odyssey_sync.protocol.stream_start("A cat", portrait=False, image_data_url=url))
+    message = odyssey_sync.protocol.stream_start("A cat", portrait=False, image_data_url=url)
+    (reply, seconds), worst = measured(watcher, attack_signaling, server.url, ATTACKER.key, message)
     say("3", f"16000x16000 PNG bomb ({len(bomb) // 1024} KB) as a start image", reply=describe(reply), seconds=seconds,
-        rss_growth_mib=rss_mib() - before, worst_gap_ms=gaps[0].worst_ms, frames=gaps[0].frames)
+        rss_growth_mib=rss_mib() - before, worst_gap_ms=worst)
 
 
 def case_4(server: LocalOdyssey, watcher: Watcher) -> None:
     token = access_token(server, ATTACKER)
-    body = many_values(int(37.7 * MIB), prefix=b'{"portrait":true,"script":[', suffix=b"0]}")
-    with watcher.window() as gaps:
-        answer = post(server.url, "/simulation-jobs", body, headers={"Authorization": f"Bearer {token}"})
+    (answer,), worst = measured(
+        watcher, attack_post, server.url, "/simulation-jobs", ("script", int(37.7 * MIB)), {"Authorization": f"Bearer {token}"}
+    )
     say("4", "37.7 MB simulation body", status=answer.status, detail=answer.detail()[:80], seconds=answer.seconds,
-        worst_gap_ms=gaps[0].worst_ms)
+        worst_gap_ms=worst)
     gc.collect()
     before = rss_mib()
     prompt = "A cat on a windowsill. " * (30 * MIB // 23)
-    with watcher.window() as gaps:
-        reply, seconds = _raw_start(server, odyssey_sync.protocol.stream_start(prompt, portrait=False))
-    del prompt
+    message = odyssey_sync.protocol.stream_start(prompt, portrait=False)
+    (reply, seconds), worst = measured(watcher, attack_signaling, server.url, ATTACKER.key, message)
+    del prompt, message
     gc.collect()
     events = sorted(server.data_dir.glob("recordings/*/events.jsonl"), key=lambda p: p.stat().st_mtime)
     size = events[-1].stat().st_size / MIB if events else 0.0
-    say("4", "30 MB prompt over signaling", reply=describe(reply), seconds=seconds, worst_gap_ms=gaps[0].worst_ms,
+    say("4", "30 MB prompt over signaling", reply=describe(reply), seconds=seconds, worst_gap_ms=worst,
         rss_kept_mib=rss_mib() - before, newest_events_file_mib=size)
 
 
@@ -205,15 +187,11 @@ def case_6(server: LocalOdyssey, watcher: Watcher) -> None:
         ready.wait(10)
         info = broadcaster.broadcast_info
         assert info is not None
-        offer = never_connecting_offer().encode()
         path = "/" + info.webrtc_url.split("/", 3)[3] + "/whep?token=" + info.spectator_token
-        began = time.monotonic()
-        with watcher.window() as gaps:
-            statuses = [post(server.url, path, offer, content_type="application/sdp").status for _ in range(50)]
-        flood_s = time.monotonic() - began
+        (statuses, flood_s), worst = measured(watcher, attack_whep_flood, server.url, path, 50)
         say("6", "50 never-connecting offers with one token", created=statuses.count(201),
             refused={s: statuses.count(s) for s in set(statuses) if s != 201}, seconds=flood_s,
-            worst_gap_ms=gaps[0].worst_ms)
+            worst_gap_ms=worst)
         began = time.monotonic()
         joined: Any = None
         while time.monotonic() - began < 40:
@@ -241,14 +219,14 @@ def case_7(server: LocalOdyssey, watcher: Watcher) -> None:
     answer = post(server.url, "/stream-recordings?offset=9223372036854775808", b"", method="GET", headers=auth)
     say("7", "offset=2**63", status=answer.status, detail=answer.detail()[:80])
     for path in ("/auth/token", "/simulation-jobs", "/sessions/token"):
-        answer = post(server.url, path, nested_json(100_000), headers=auth)
+        answer = post(server.url, path, nested_json(5_000), headers=auth)
         say("7", f"nested JSON on {path}", status=answer.status, detail=answer.detail()[:80])
 
     async def data_channel() -> None:
         async with RawClient(server.url, ATTACKER.key) as client:
             conn = await client.connect()
             try:
-                conn.send('{"type":"update","prompt":' + "[" * 100_000 + "]" * 100_000 + "}")
+                conn.send('{"type":"update","prompt":' + "[" * 30_000 + "]" * 30_000 + "}")
                 conn.send(odyssey_sync.protocol.stream_start("after the nested message", portrait=True))
                 try:
                     reply: Any = await conn.next_message(timeout=5)
@@ -359,10 +337,10 @@ CASES = {str(i): globals()[f"case_{i}"] for i in range(1, 12)}
 
 def main(selected: list[str]) -> None:
     with LocalOdyssey(api_keys=[VICTIM, ATTACKER], max_concurrent_per_key=10) as server:
-        watcher = Watcher(server.url, VICTIM.key).start()
+        watcher = RemoteWatcher(server.url, VICTIM.key).start()
         try:
             with watcher.window() as gaps:
-                time.sleep(3)
+                watcher.wait_frames(60, timeout=10)
             say("0", "baseline, nothing happening", worst_gap_ms=gaps[0].worst_ms, frames=gaps[0].frames)
             for name in selected or list(CASES):
                 CASES[name](server, watcher)
