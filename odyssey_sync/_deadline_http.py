@@ -5,8 +5,8 @@ call: a server that sends one byte a second keeps a ``timeout=2`` call
 waiting as long as it likes. Mount :class:`DeadlineAdapter` on a session and
 make the call inside :func:`deadline`; then every read of the response (status
 line, headers, body) waits at most until that moment, whatever the server
-does, and a read past it raises ``TimeoutError`` (which urllib3 and requests
-report as their read timeouts).
+does, and a read past it raises ``TimeoutError`` (``socket.timeout``, which
+urllib3 and requests report as their read timeouts).
 
 Connecting and sending stay bounded by requests' connect timeout (urllib3
 sets it on the socket, and ``sendall``'s timeout covers the whole send). Name
@@ -19,7 +19,6 @@ import contextlib
 import contextvars
 import http.client
 import io
-import socket
 import time
 from typing import Any, Iterator
 
@@ -57,7 +56,7 @@ class _DeadlineReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         left = self._at - time.monotonic()
         if left <= 0:
-            raise socket.timeout("the call's deadline passed while reading the response")
+            raise TimeoutError("the call's deadline passed while reading the response")
         self._sock.settimeout(left if self._own_timeout is None else min(left, self._own_timeout))
         return int(self._sock.recv_into(buffer))
 

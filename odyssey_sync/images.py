@@ -33,6 +33,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "PORTRAIT_SIZE",
     "SUPPORTED_MIME_TYPES",
+    "TooManyPixelsError",
     "centre_crop_box",
     "check_image",
     "decode_to_rgb",
@@ -72,6 +73,10 @@ LANDSCAPE_SIZE: tuple[int, int] = (1280, 704)
 
 PORTRAIT_SIZE: tuple[int, int] = (704, 1280)
 """(width, height) of a portrait stream."""
+
+class TooManyPixelsError(ValueError):
+    """An image whose header gives more than :data:`MAX_IMAGE_PIXELS` pixels; it is refused undecoded."""
+
 
 _ACCEPTED_TYPES_HINT = (
     "Pass a file path (str or os.PathLike), the encoded file contents "
@@ -318,6 +323,7 @@ def check_image(image: object) -> tuple[int, int] | None:
 
     Raises:
         TypeError: ``image`` is not an accepted type.
+        TooManyPixelsError: the header gives more than :data:`MAX_IMAGE_PIXELS` pixels.
         ValueError: the image is too large, not a supported format, or its header is unusable.
     """
     data, mime = image_to_bytes(image)
@@ -667,7 +673,7 @@ def _ispe_dimensions(data: bytes) -> tuple[int, int] | None:
 def _check_pixels(width: int, height: int) -> None:
     """Refuse a picture of more than :data:`MAX_IMAGE_PIXELS` before it is decoded."""
     if width * height > MAX_IMAGE_PIXELS:
-        raise ValueError(
+        raise TooManyPixelsError(
             f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
             f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it (it is resized to 1280x704 or 704x1280 "
             "anyway) and try again."

@@ -24,8 +24,7 @@ import attrs
 import requests
 import urllib3
 
-from . import protocol
-from . import _deadline_http
+from . import _deadline_http, protocol
 from .errors import (
     PORTAL_URL,
     ConcurrentLimitReachedError,

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from odyssey_sync import Odyssey, VideoFrame
+from odyssey_sync.stamp import read_stamp
 
 __all__ = [
     "Gaps",
@@ -52,18 +53,27 @@ def rss_mib() -> float:
 
 @attrs.frozen
 class Gaps:
-    """What a :class:`Watcher` saw during one window."""
+    """What a :class:`Watcher` saw during one window.
+
+    ``worst_ms``: the longest time between the server's renders of two
+    consecutive frames the client received (from the frames' stamps), so a
+    stall anywhere on the server's side shows, lost frames included, while the
+    client's own scheduling does not. ``arrival_worst_ms``: the longest time
+    between two arrivals at the client (which a busy machine adds to).
+    """
 
     worst_ms: float
+    arrival_worst_ms: float
     frames: int
     seconds: float
 
 
 class Watcher:
-    """A client streaming on its own key; measures the worst gap between frames it receives.
+    """A client streaming on its own key; measures the worst gaps between the frames it receives.
 
-    Arrival times are ``frame.received_at`` (stamped on the client's loop
-    thread when the frame is decoded), so a slow handler does not count.
+    Arrival times are ``frame.received_at`` (taken on the client's loop
+    thread when the frame is decoded), so a slow handler does not count;
+    render times are read from each frame's stamp (:func:`odyssey_sync.stamp.read_stamp`).
     """
 
     def __init__(self, url: str, api_key: str, *, prompt: str = "A calm lake at dawn") -> None:
@@ -71,6 +81,7 @@ class Watcher:
         self.client = Odyssey(api_key=api_key, api_url=url, timeout=20)
         self._prompt = prompt
         self._arrivals: list[float] = []
+        self._rendered: list[int | None] = []
         self._changed = threading.Condition()
         self._first = 0
         self._began = time.monotonic()
@@ -87,8 +98,10 @@ class Watcher:
         self.client.disconnect()
 
     def _on_frame(self, frame: VideoFrame) -> None:
+        stamp = read_stamp(frame.data)
         with self._changed:
             self._arrivals.append(frame.received_at)
+            self._rendered.append(stamp.time_ms if stamp is not None else None)
             self._changed.notify_all()
 
     def count(self) -> int:
@@ -117,11 +130,17 @@ class Watcher:
         self.wait_frames(5, timeout=5)
         with self._changed:
             arrivals = self._arrivals[self._first :]
+            rendered = [t for t in self._rendered[self._first :] if t is not None]
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         # Still waiting for a frame at the end counts as a gap too.
         tail = time.monotonic() - arrivals[-1] if arrivals else 0.0
-        worst = max([*gaps, tail])
-        return Gaps(worst_ms=worst * 1000, frames=max(0, len(arrivals) - 1), seconds=time.monotonic() - self._began)
+        render_gaps = [(b - a) % 2**32 for a, b in zip(rendered, rendered[1:])]  # stamps count ms modulo 2**32
+        return Gaps(
+            worst_ms=float(max([*render_gaps, tail * 1000])),
+            arrival_worst_ms=max([*gaps, tail]) * 1000,
+            frames=max(0, len(arrivals) - 1),
+            seconds=time.monotonic() - self._began,
+        )
 
     @contextlib.contextmanager
     def window(self) -> Iterator[list[Gaps]]:
@@ -153,7 +172,7 @@ class HttpAnswer:
             value = self.json()
         except ValueError:
             return self.body.decode("utf-8", "replace")
-        return value.get("detail") if isinstance(value, dict) else repr(value)
+        return str(value.get("detail")) if isinstance(value, dict) else repr(value)
 
 
 def post(
@@ -179,7 +198,7 @@ def post(
         response = connection.getresponse()
         data = response.read()
         return HttpAnswer(response.status, data, time.monotonic() - began)
-    except (ConnectionError, http.client.HTTPException, socket.timeout):
+    except (ConnectionError, http.client.HTTPException, TimeoutError):
         return HttpAnswer(0, b"", time.monotonic() - began)
     finally:
         connection.close()
@@ -200,11 +219,19 @@ class TrickleServer:
     ends. ``mode="body"``: complete headers announcing ``body_bytes`` of JSON,
     then the body a byte per ``interval_s``. ``mode="big"``: complete headers
     and ``body_bytes`` of a valid JSON document sent at full speed
-    (Content-Length set unless ``chunked``).
+    (Content-Length set unless ``chunked``). With ``access_token``,
+    ``POST /auth/token`` is answered at once with it, so calls that sign in
+    first reach the trickling endpoint.
     """
 
     def __init__(
-        self, mode: str = "headers", *, interval_s: float = 0.05, body_bytes: int = 1_000_000, chunked: bool = False
+        self,
+        mode: str = "headers",
+        *,
+        interval_s: float = 0.05,
+        body_bytes: int = 1_000_000,
+        chunked: bool = False,
+        access_token: str | None = None,
     ) -> None:
         """Configure; :meth:`start` listens."""
         if mode not in ("headers", "body", "big"):
@@ -213,6 +240,7 @@ class TrickleServer:
         self.interval_s = interval_s
         self.body_bytes = body_bytes
         self.chunked = chunked
+        self.access_token = access_token
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -270,6 +298,13 @@ class TrickleServer:
                     return
                 received += chunk
             self.requests += 1
+            if self.access_token is not None and received.startswith(b"POST /auth/token "):
+                body = json.dumps({"access_token": self.access_token, "expires_in": 3600}).encode()
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+                )
+                return
             if self.mode == "big":
                 self._send_big(connection)
                 return
@@ -357,15 +392,17 @@ def never_connecting_offer() -> str:
 
 
 class FakeWhep:
-    """A WHEP endpoint that answers as told: ``answers[name] = (status, body, content_type)``.
+    """A WHEP endpoint that answers as told: ``answers[name] = [(status, body, headers), ...]``.
 
     ``GET /config`` gives no ICE servers; ``POST /broadcast/<name>/whep``
-    gives the scripted answer (with a ``Location``); the token is not checked.
+    gives the next scripted answer (the last one repeats) with a
+    ``Location``; the token is not checked. ``posts[name]`` counts the offers.
     """
 
     def __init__(self) -> None:
-        """Nothing listens until :meth:`start`."""
-        self.answers: dict[str, tuple[int, bytes, str]] = {}
+        """Nothing listens until entered."""
+        self.answers: dict[str, list[tuple[int, bytes, dict[str, str]]]] = {}
+        self.posts: dict[str, int] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-whep", daemon=True)
         self._runner: Any = None
@@ -396,8 +433,11 @@ class FakeWhep:
 
         async def whep(request: web.Request) -> web.Response:
             await request.read()
-            status, body, content_type = self.answers[request.match_info["name"]]
-            return web.Response(status=status, body=body, headers={"Content-Type": content_type, "Location": "/gone"})
+            name = request.match_info["name"]
+            self.posts[name] = self.posts.get(name, 0) + 1
+            answers = self.answers[name]
+            status, body, headers = answers.pop(0) if len(answers) > 1 else answers[0]
+            return web.Response(status=status, body=body, headers={"Location": "/gone", **headers})
 
         app = web.Application()
         app.router.add_get("/config", config)
@@ -471,7 +511,8 @@ class QuietAttacker:
 
     async def reply(self, timeout: float = 15.0) -> dict[str, Any]:
         """The next message on ``streamerToClient``."""
-        return json.loads(await asyncio.wait_for(self.messages.get(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.messages.get(), timeout))
+        return message
 
 
 # -- attacks from a process of their own ------------------------------------------------------
@@ -697,3 +738,28 @@ class RemoteWatcher:
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(5)
+
+
+def fetch_big_reply(go: Go, url: str) -> tuple[str, float, float]:
+    """In a fresh process: ``GET <url>/big`` through :class:`~odyssey_sync.rest.RestClient`.
+
+    Returns what happened, the seconds it took and how much the process's
+    peak RSS grew (MiB), which a process of its own measures exactly.
+    """
+    import resource
+
+    from odyssey_sync.rest import RestClient
+
+    rest = RestClient(url, None, timeout=60)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    go.ready()
+    go.wait()
+    began = time.monotonic()
+    try:
+        value = rest.request_json("GET", "/big", auth=False, timeout=60)
+        outcome = f"returned a {type(value).__name__}"
+    except Exception as exc:  # noqa: BLE001 - reported
+        outcome = f"{type(exc).__name__}: {exc}"
+    seconds = time.monotonic() - began
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return outcome, seconds, grown

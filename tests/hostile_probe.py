@@ -4,8 +4,10 @@
     python tests/hostile_probe.py 1 3 9      # some
 
 Prints one line per measurement: the answer the attack got, how long it took,
-and where it matters the worst frame gap of a well-behaved client streaming on
-another key meanwhile, and the process's RSS. Uses only public APIs and raw
+and where it matters the worst frame gaps of a well-behaved client streaming on
+another key meanwhile (``worst_gap_ms=<between renders>/<between arrivals>``:
+the first from the frames' stamps, the second from their arrival times), and
+the process's RSS. Uses only public APIs and raw
 sockets, so the same script runs on the code before and after the fix.
 """
 
@@ -26,7 +28,20 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile import MIB, ChildAttack, TrickleServer, attack_post, attack_signaling, attack_whep_flood, RemoteWatcher, Watcher, nested_json, png_bomb, post, rss_mib  # noqa: E402
+from hostile import (  # noqa: E402
+    MIB,
+    ChildAttack,
+    RemoteWatcher,
+    TrickleServer,
+    Watcher,
+    attack_post,
+    attack_signaling,
+    attack_whep_flood,
+    nested_json,
+    png_bomb,
+    post,
+    rss_mib,
+)
 from raw_client import RawClient  # noqa: E402
 
 import odyssey_sync  # noqa: E402
@@ -45,7 +60,7 @@ def say(case: str, what: str, **figures: Any) -> None:
 
 
 def access_token(server: LocalOdyssey, key: ApiKey) -> str:
-    return post(server.url, "/auth/token", json.dumps({"api_key": key.key}).encode()).json()["access_token"]
+    return str(post(server.url, "/auth/token", json.dumps({"api_key": key.key}).encode()).json()["access_token"])
 
 
 def bounded(fn: Callable[[], Any], limit: float) -> tuple[Any, float]:
@@ -74,15 +89,18 @@ def describe(value: Any) -> str:
 # -- cases ------------------------------------------------------------------------------------
 
 
-def measured(watcher: Watcher, target: Any, *args: Any) -> tuple[Any, float]:
-    """Prepare ``target`` in a child process, then run it inside a watcher window: (its result, worst gap ms)."""
+def measured(watcher: Watcher, target: Any, *args: Any) -> tuple[Any, str]:
+    """Prepare ``target`` in a child process, then run it inside a watcher window.
+
+    Returns its result and the worst gaps seen, "<render gap>/<arrival gap>" in ms.
+    """
     with ChildAttack(target, *args) as attack:
         attack.wait_ready()
         watcher.wait_frames(5, timeout=5)
         with watcher.window() as gaps:
             attack.launch()
             result = attack.result()
-    return result, gaps[0].worst_ms
+    return result, f"{gaps[0].worst_ms:.0f}/{gaps[0].arrival_worst_ms:.0f}"
 
 
 def case_1(server: LocalOdyssey, watcher: Watcher) -> None:
@@ -303,8 +321,8 @@ def case_10(_server: LocalOdyssey, _watcher: Watcher) -> None:
 
     secret = "spectator.token.SECRET123"
     with FakeWhep() as fake:
-        fake.answers["s"] = (201, b"this is not SDP", "application/sdp")
-        fake.answers["t"] = (401, json.dumps({"detail": f"bad token {secret}"}).encode(), "application/json")
+        fake.answers["s"] = [(201, b"this is not SDP", {"Content-Type": "application/sdp"})]
+        fake.answers["t"] = [(401, json.dumps({"detail": f"bad token {secret}"}).encode(), {"Content-Type": "application/json"})]
         result, _ = bounded(lambda: odyssey_sync.connect_to_stream(f"{fake.url}/broadcast/s", "tok", timeout=10), 15)
         say("10", "unusable WHEP answer", result=describe(result))
         result, _ = bounded(lambda: odyssey_sync.connect_to_stream(f"{fake.url}/broadcast/t", secret, timeout=10), 15)
@@ -312,24 +330,15 @@ def case_10(_server: LocalOdyssey, _watcher: Watcher) -> None:
 
 
 def case_11(_server: LocalOdyssey, _watcher: Watcher) -> None:
-    with TrickleServer("big", body_bytes=300 * MIB) as big:
-        rest = RestClient(big.url, None, timeout=60)
-        gc.collect()
-        before = rss_mib()
-        peak = [before]
-        stop = threading.Event()
+    from hostile import fetch_big_reply
 
-        def sample() -> None:
-            while not stop.wait(0.05):
-                peak[0] = max(peak[0], rss_mib())
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        result, seconds = bounded(lambda: rest.request_json("GET", "/big", auth=False, timeout=60), 90)
-        stop.set()
-        sampler.join()
-        say("11", "a 300 MiB JSON reply", result=describe(result if isinstance(result, BaseException) else type(result)),
-            seconds=seconds, peak_rss_growth_mib=peak[0] - before)
+    for chunked in (False, True):
+        with TrickleServer("big", body_bytes=300 * MIB, chunked=chunked) as big, ChildAttack(fetch_big_reply, big.url) as run:
+            run.wait_ready()
+            run.launch()
+            outcome, seconds, grown = run.result()
+        say("11", f"a 300 MiB JSON reply ({'chunked' if chunked else 'Content-Length'})", result=outcome[:120],
+            seconds=seconds, peak_rss_growth_mib=grown)
 
 
 CASES = {str(i): globals()[f"case_{i}"] for i in range(1, 12)}
@@ -341,7 +350,8 @@ def main(selected: list[str]) -> None:
         try:
             with watcher.window() as gaps:
                 watcher.wait_frames(60, timeout=10)
-            say("0", "baseline, nothing happening", worst_gap_ms=gaps[0].worst_ms, frames=gaps[0].frames)
+            say("0", "baseline, nothing happening", worst_gap_ms=f"{gaps[0].worst_ms:.0f}/{gaps[0].arrival_worst_ms:.0f}",
+                frames=gaps[0].frames)
             for name in selected or list(CASES):
                 CASES[name](server, watcher)
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
+import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -48,6 +48,11 @@ MODEL_NAME = "odyssey-local"
 _CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CORS_HEADERS = "Authorization, Content-Type"
+# Text frames handed over as bytes where aiohttp can (3.14+): decoding a 30 MB message as UTF-8 then
+# happens off the loop, with the parse, instead of on it (the streamer takes either).
+_UNDECODED_TEXT: dict[str, Any] = (
+    {"decode_text": False} if "decode_text" in inspect.signature(web.WebSocketResponse).parameters else {}
+)
 LARGE_BODIES_AT_ONCE = 2
 """Large bodies (simulation jobs, up to ``max_body_bytes``) read and parsed at once; others wait their turn."""
 
@@ -167,7 +172,11 @@ def _allow_header(exc: web.HTTPException) -> dict[str, str]:
 
 
 async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The body as a JSON object: read with ``limit`` (413 beyond), parsed off the loop when large."""
+    """The body as a JSON object: read with ``limit`` (413 beyond), parsed off the loop when large.
+
+    ``limit`` is the route's; ``ServerConfig.max_body_bytes`` caps every route.
+    """
+    limit = min(limit, request.app[STATE].config.max_body_bytes)
     raw = await read_capped(request, limit, max_separators=MAX_JSON_SEPARATORS)
     if not raw or raw.isspace():
         if allow_empty:
@@ -288,7 +297,7 @@ async def telemetry(request: web.Request) -> web.Response:
 
     At most :data:`~.bodies.SMALL_BODY_BYTES` (413 beyond); a body that is not JSON is 400.
     """
-    raw = await read_capped(request, SMALL_BODY_BYTES)
+    raw = await read_capped(request, min(SMALL_BODY_BYTES, request.app[STATE].config.max_body_bytes))
     body = await parse_json(raw, request.app[STATE].inputs) if raw and not raw.isspace() else None
     events = body.get("events") if isinstance(body, dict) else None
     if isinstance(events, list):
@@ -327,6 +336,7 @@ async def signaling(request: web.Request) -> web.StreamResponse:
         autoping=True,
         heartbeat=None,
         compress=False,
+        **_UNDECODED_TEXT,
     )
     if not ws.can_prepare(request).ok:
         raise HttpError(400, "Expected a WebSocket upgrade")

@@ -60,6 +60,8 @@ logger = logging.getLogger("odyssey_sync.local.broadcast")
 _VIEWER_QUEUE_SECONDS = 2.0
 _PEER_CLOSE_TIMEOUT_S = 5.0
 _CLOSE_ALL_TIMEOUT_S = 8.0
+MAX_OFFER_CANDIDATES = 64
+"""Most ICE candidates a viewer's offer may carry (a browser's has a handful); each one is probed."""
 # aiortc keeps a viewer's PLI/FIR in this private flag; pre-encoded packets make it the relay's job.
 _SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
 _MIN_KEYFRAME_INTERVAL_S = 0.5
@@ -165,11 +167,17 @@ class Viewer:
 
 
 def check_offer(sdp: str) -> None:
-    """Raise :class:`OfferRejected` unless ``sdp`` is an offer with a video m-line that can take H.264."""
+    """Raise :class:`OfferRejected` unless ``sdp`` is an offer with a video m-line that can take H.264
+    and at most :data:`MAX_OFFER_CANDIDATES` ICE candidates (the server would probe every one)."""
     try:
         description = SessionDescription.parse(sdp)
     except Exception as exc:
         raise OfferRejected(400, f"the body is not a valid SDP offer: {exc}") from None
+    candidates = sum(len(media.ice_candidates) for media in description.media)
+    if candidates > MAX_OFFER_CANDIDATES:
+        raise OfferRejected(
+            400, f"the SDP offer has {candidates} ICE candidates; at most {MAX_OFFER_CANDIDATES} are taken"
+        )
     video = [media for media in description.media if media.kind == "video"]
     if not video:
         raise OfferRejected(400, "the SDP offer has no video m-line; offer a recvonly video transceiver")

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from aiohttp import web
 
-from ..images import check_image
+from ..images import TooManyPixelsError, check_image
 from ..scripts import JobRequest, ScriptError, validate_job_request
 from .app import STATE, HttpError, _caller, _http_base, _json_body
 from .archive import FILES_PREFIX, STREAM_ID_PATTERN, Archive
@@ -150,9 +150,11 @@ async def submit_job(request: web.Request) -> web.Response:
 
 
 def _checked_job(body: dict[str, Any]) -> JobRequest:
-    """Validate a job body and the size of every start image (headers only); runs off the loop.
+    """Validate a job body, and refuse start images with too many pixels (headers only); runs off the loop.
 
-    Raises :class:`ScriptError` with the text of the 400 answer.
+    Other image problems are left to the render, which fails the job with
+    them, as the hosted API finds them only when the job runs. Raises
+    :class:`ScriptError` with the text of the 400 answer.
     """
     job_request = validate_job_request(body)
     for index, script in enumerate(job_request.scripts):
@@ -162,8 +164,10 @@ def _checked_job(body: dict[str, Any]) -> JobRequest:
         where = "script" if job_request.form == "script" else f"scripts[{index}]"
         try:
             check_image(image)
-        except (TypeError, ValueError) as exc:
+        except TooManyPixelsError as exc:
             raise ScriptError(f"{where} entry 0: start.image cannot be used: {exc}") from None
+        except (TypeError, ValueError):
+            pass  # the job fails when it runs, saying why
     return job_request
 
 

@@ -104,7 +104,9 @@ class _PublicOnlyResolver(AbstractResolver):
     def __init__(self) -> None:
         self._inner = DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
             reason = non_public_reason(result["host"])
@@ -117,7 +119,10 @@ class _PublicOnlyResolver(AbstractResolver):
 
 
 async def fetch_script_document(url: str, *, limit: int, allow_private: bool) -> bytes:
-    """The body at ``url`` (at most ``limit`` bytes), following checked redirects; :class:`ScriptFetchError` otherwise."""
+    """The body at ``url`` (at most ``limit`` bytes), following checked redirects.
+
+    Raises :class:`ScriptFetchError` for every failure.
+    """
     try:
         return await asyncio.wait_for(_fetch(url, limit, allow_private), FETCH_TIMEOUT_S)
     except asyncio.TimeoutError:
@@ -135,7 +140,8 @@ async def _fetch(url: str, limit: int, allow_private: bool) -> bytes:
             if not allow_private:
                 problem = url_address_problem(url)
                 if problem is not None:
-                    raise ScriptFetchError(problem if hop == 0 else f"script_url redirects to a non-public address; {_OPT_IN}")
+                    redirected = f"script_url redirects to a non-public address; {_OPT_IN}"
+                    raise ScriptFetchError(problem if hop == 0 else redirected)
             try:
                 async with http.get(url, allow_redirects=False) as response:
                     if response.status in _REDIRECT_STATUSES and "Location" in response.headers:

@@ -81,6 +81,9 @@ _STREAM_ERROR_TEXT = {
 # start (one with an image) belongs on the signaling socket, as protocol.md says.
 DATA_MESSAGE_LIMIT = 64 * 1024
 
+# Most ICE candidates taken from one client (a browser trickles a handful): the server probes each one.
+MAX_REMOTE_CANDIDATES = 64
+
 # The applied prompt goes back in one ``streamerToClient`` message, which every client must be able
 # to take: aiortc peers declare 64 KiB, browsers 256 KiB, and a message over the declared limit cannot be
 # sent at all (the client would wait for ``stream_started`` forever). So it is cut to fit; the
@@ -119,27 +122,38 @@ def _bounded(text: str) -> str:
     return text[:low]
 
 
+# What a start may hold besides its image: the longest prompt with every character escaped as JSON
+# (a surrogate pair, 12 bytes), and the other fields.
+LARGE_MESSAGE_REST = protocol.MAX_PROMPT_CHARS * 12 + 4096
 _IMAGE_VALUE = re.compile(r'"input_image_base64"\s*:\s*"')
+_IMAGE_VALUE_BYTES = re.compile(rb'"input_image_base64"\s*:\s*"')
 
 
-def large_message_problem(text: str) -> str | None:
+def large_message_problem(text: str | bytes) -> str | None:
     """Why a signaling message over :data:`~.bodies.INLINE_JSON_BYTES` characters cannot be valid, or ``None``.
 
     Only a start with an image needs that much: its bulk is the image's data
     URL, one JSON string without quotes or escapes inside. Everything else
-    must fit in :data:`~.bodies.INLINE_JSON_BYTES`. Checked with two C-speed
+    must fit in :data:`LARGE_MESSAGE_REST`. Checked with two C-speed
     searches before the message is parsed, so a 30 MB prompt is refused
     without the ~100 ms of holding the GIL that parsing it would take.
     """
-    image = _IMAGE_VALUE.search(text)
-    end = text.find('"', image.end()) if image is not None else -1
-    bulk = end - image.end() if image is not None and end >= 0 else 0
+    start, end = 0, -1
+    if isinstance(text, str):
+        found = _IMAGE_VALUE.search(text)
+        if found is not None:
+            start, end = found.end(), text.find('"', found.end())
+    else:
+        found_bytes = _IMAGE_VALUE_BYTES.search(text)
+        if found_bytes is not None:
+            start, end = found_bytes.end(), text.find(b'"', found_bytes.end())
+    bulk = end - start if end >= 0 else 0
     rest = len(text) - bulk
-    if rest <= INLINE_JSON_BYTES:
+    if rest <= LARGE_MESSAGE_REST:
         return None
     return (
         f"The signaling message has {rest} characters besides its image; only a start's input_image_base64 "
-        f"may be large, the rest of a message must fit in {INLINE_JSON_BYTES}. Prompts must be under "
+        f"may be large, the rest of a message must fit in {LARGE_MESSAGE_REST}. Prompts must be under "
         f"{protocol.MAX_PROMPT_CHARS} characters"
     )
 
@@ -269,6 +283,7 @@ class Streamer:
         self._encoder = H264Encoder(fps=config.fps, bitrate=config.video_bitrate)
         self._out: Any = None
         self._pending: list[str] = []
+        self._remote_candidates = 0
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._stream: _ActiveStream | None = None
         self._closing = False
@@ -430,7 +445,7 @@ class Streamer:
         except (ConnectionError, RuntimeError) as exc:
             self._log.info("could not send %s on the signaling socket: %s", message.get("type"), exc)
 
-    async def _on_signaling_text(self, text: str) -> None:
+    async def _on_signaling_text(self, text: str | bytes) -> None:
         try:
             message = await self._decode_signaling(text)
         except protocol.ProtocolError as exc:
@@ -458,7 +473,7 @@ class Streamer:
         else:
             self._log.warning("ignoring unknown signaling message type %r", kind)
 
-    async def _decode_signaling(self, text: str) -> dict[str, Any]:
+    async def _decode_signaling(self, text: str | bytes) -> dict[str, Any]:
         """One signaling message; a large one (a start with an image) is parsed off the loop.
 
         Raises :class:`~odyssey_sync.protocol.ProtocolError` for anything that
@@ -503,6 +518,10 @@ class Streamer:
             text, mid, index = text.get("candidate"), text.get("sdpMid", mid), text.get("sdpMLineIndex", index)
         if self._pc is None or not isinstance(text, str) or not text.strip():
             return  # end-of-candidates, or nothing usable
+        if self._remote_candidates >= MAX_REMOTE_CANDIDATES:
+            self._log.warning("ignoring an ICE candidate: the client sent more than %d", MAX_REMOTE_CANDIDATES)
+            return
+        self._remote_candidates += 1
         text = text.strip()
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
@@ -684,8 +703,8 @@ class Streamer:
     async def _on_update(self, message: dict[str, Any]) -> None:
         prompt = message.get("prompt")
         problem = protocol.prompt_problem(prompt)
-        if problem is not None:
-            self._reply(protocol.stream_error("invalid_request", problem))
+        if problem is not None or not isinstance(prompt, str):
+            self._reply(protocol.stream_error("invalid_request", problem or "prompt must be a string"))
             return
         stream = self._stream
         if stream is None:
