@@ -188,7 +188,7 @@ class WhepSession:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
             servers = protocol.parse_ice_servers(json.loads(body))
-        except (ValueError, protocol.ProtocolError) as exc:
+        except (ValueError, RecursionError, protocol.ProtocolError) as exc:
             logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
             return None
         return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]

@@ -468,7 +468,7 @@ class RestClient:
         if content.strip():
             try:
                 body = _json.loads(content)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
                 is_json = False
         return _Reply(response.status_code, response.reason or "", response.headers, body, is_json)
 

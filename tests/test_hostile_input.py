@@ -405,6 +405,13 @@ def test_5_a_job_whose_host_is_private_fails_without_echoing_the_target(hostile:
     assert done.status == "failed" and "resolves to a non-public address" in (done.error_message or ""), done
 
 
+def test_5_the_operator_opts_in_to_private_script_urls_on_the_command_line() -> None:
+    from odyssey_sync.local.__main__ import _parser
+
+    assert _parser().parse_args(["--allow-private-script-urls"]).allow_private_script_urls is True
+    assert _parser().parse_args([]).allow_private_script_urls is False
+
+
 # -- 6. WHEP: a token cannot fill the viewer slots ------------------------------------------------------
 
 
@@ -631,6 +638,23 @@ def test_10_a_429_with_retry_after_is_waited_out() -> None:
         with pytest.raises(OdysseyConnectionError, match="WHEP answer cannot be used"):
             connect_to_stream(f"{fake.url}/broadcast/busy", "tok", timeout=10)
         assert fake.posts["busy"] == 2 and time.monotonic() - began >= 1.0
+
+
+def test_10_nested_json_replies_are_typed_errors() -> None:
+    from scripted import Reply, ScriptedServer
+
+    api = ScriptedServer()
+    api.start()
+    try:
+        api.script("GET", "/nested", Reply(status=200, body=nested_json(100_000), headers={"Content-Type": "application/json"}))
+        with pytest.raises(OdysseyConnectionError, match="non-JSON body"):
+            RestClient(api.url, None, timeout=10).request_json("GET", "/nested", auth=False)
+    finally:
+        api.stop()
+    with FakeWhep() as fake:
+        fake.answers["nested"] = [(401, nested_json(100_000), {"Content-Type": "application/json"})]
+        with pytest.raises(OdysseyAuthError):
+            connect_to_stream(f"{fake.url}/broadcast/nested", "tok", timeout=10)
 
 
 # -- 11. replies have a size cap ----------------------------------------------------------------------------

@@ -22,9 +22,14 @@ import ipaddress
 import socket
 from urllib.parse import urljoin, urlsplit
 
+from typing import TYPE_CHECKING
+
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
+
+if TYPE_CHECKING:
+    from aiohttp.abc import ResolveResult
 
 __all__ = [
     "FETCH_TIMEOUT_S",
