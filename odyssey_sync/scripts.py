@@ -363,7 +363,12 @@ def _check_script_url(value: object) -> str:
     if not isinstance(value, str):
         raise ScriptError(f"script_url must be an http(s) URL string, got {_kind(value)}")
     url = value.strip()
-    parts = urlsplit(url)
+    try:
+        url.encode("utf-8")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks the port is a number in 0..65535
+    except (UnicodeEncodeError, ValueError):
+        raise ScriptError(f"script_url is not a valid URL, got {_short(url)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ScriptError(f"script_url must be an http:// or https:// URL of a JSON script, got {_short(url)}")
     if len(url) > MAX_SCRIPT_URL_CHARS:

@@ -491,6 +491,9 @@ def test_7_rest_answers_4xx_to_bad_input(hostile: LocalOdyssey, broadcast: odyss
     surrogate = b'{"script":[{"timestamp_ms":0,"start":{"prompt":"A \\ud800 cat"}},{"timestamp_ms":1000,"end":{}}]}'
     answer = post(hostile.url, "/simulation-jobs", surrogate, headers=headers)
     assert answer.status == 400 and "lone surrogate" in answer.detail()
+    for url in ("http://[::1", "http://example.com:99999/s.json", "http://\ud800.example/s.json"):
+        answer = post(hostile.url, "/simulation-jobs", json.dumps({"script_url": url}).encode(), headers=headers)
+        assert answer.status == 400 and "not a valid URL" in answer.detail(), (url, answer)
 
 
 def test_7_the_data_channel_survives_nested_json_and_bad_text(hostile: LocalOdyssey) -> None:

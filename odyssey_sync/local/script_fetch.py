@@ -140,8 +140,12 @@ async def _fetch(url: str, limit: int, allow_private: bool) -> bytes:
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
         for hop in range(MAX_REDIRECTS + 1):
             where = "script_url" if hop == 0 else "script_url redirects to a URL that"
-            if urlsplit(url).scheme.lower() not in ("http", "https"):
-                raise ScriptFetchError(f"{where} is not http(s); {_OPT_IN}")
+            try:
+                scheme, port = urlsplit(url).scheme.lower(), urlsplit(url).port
+            except ValueError:
+                raise ScriptFetchError(f"{where} is not a valid URL") from None
+            if scheme not in ("http", "https") or port == 0:
+                raise ScriptFetchError(f"{where} is not an http(s) URL; {_OPT_IN}")
             if not allow_private:
                 problem = url_address_problem(url)
                 if problem is not None:
