@@ -2,6 +2,8 @@
 
     python tests/hostile_probe.py            # every case
     python tests/hostile_probe.py 1 3 9      # some
+    # the code of another commit, e.g. before the fix (case 5 then really fetches its URLs):
+    git archive <commit> | tar -x -C /tmp/before && PYTHONPATH=/tmp/before python tests/hostile_probe.py 1 2 3 4 6
 
 Prints one line per measurement: the answer the attack got, how long it took,
 and where it matters the worst frame gaps of a well-behaved client streaming on
