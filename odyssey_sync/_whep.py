@@ -24,6 +24,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
+from ._deadline import Deadline
 from ._media import VideoIn, close_peer
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
@@ -43,7 +44,8 @@ _JOIN_RETRY_BUDGET_S = 20.0
 _MAX_RETRY_AFTER_S = 10.0
 _REDACTED = "<redacted>"
 _DELETE_TIMEOUT_S = 1.0
-_PEER_CLOSE_TIMEOUT_S = 1.0
+# How long a teardown the session starts itself (after a failure) may take; disconnect() passes its own deadline.
+_TEARDOWN_S = 2.0
 # A broadcast sends ~20 frames a second; this long without one means it is gone.
 
 
@@ -304,34 +306,37 @@ class WhepSession:
         # After a failure the server may still hold the viewer: tell it (bounded).
         self._start_teardown(error, delete=error is not None)
 
-    async def close(self, *, delete: bool) -> None:
+    async def close(self, *, delete: bool, deadline: Deadline) -> None:
         """Leave: ``DELETE <Location>`` first if ``delete``, then close the peer. Bounded; idempotent."""
         if self._teardown_task is not None:
             await asyncio.shield(self._teardown_task)
             return
         self._ended = True
         self.buffer.close(self.error)
-        await self._start_teardown(self.error, delete=delete)
+        await self._start_teardown(self.error, delete=delete, deadline=deadline)
 
-    def _start_teardown(self, error: BaseException | None, *, delete: bool) -> asyncio.Future[None]:
+    def _start_teardown(
+        self, error: BaseException | None, *, delete: bool, deadline: Deadline | None = None
+    ) -> asyncio.Future[None]:
         if self._teardown_task is None:
+            deadline = deadline or Deadline(_TEARDOWN_S, "spectator teardown")
             self._closing = True
-            self._teardown_task = create_task(self._teardown(error, delete=delete), name="odyssey-spectator-teardown")
+            self._teardown_task = create_task(self._teardown(error, delete, deadline), name="odyssey-spectator-teardown")
         return asyncio.shield(self._teardown_task)
 
-    async def _teardown(self, error: BaseException | None, *, delete: bool) -> None:
+    async def _teardown(self, error: BaseException | None, delete: bool, deadline: Deadline) -> None:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 await cancel_and_wait(task)
         if delete and self.location is not None and self._http is not None:
-            await self._delete()
-        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
+            await self._delete(deadline)
+        await close_peer(self.pc, self._http, deadline)
         self.buffer.close(error)
 
-    async def _delete(self) -> None:
+    async def _delete(self, deadline: Deadline) -> None:
         assert self._http is not None and self.location is not None
         try:
-            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=_DELETE_TIMEOUT_S)) as response:
+            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=deadline.within(_DELETE_TIMEOUT_S))) as response:
                 logger.debug("WHEP DELETE -> HTTP %d", response.status)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             logger.debug("WHEP DELETE failed: %s", _describe(exc))
