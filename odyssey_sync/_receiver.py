@@ -19,7 +19,7 @@ from typing import Any, Callable, Coroutine, Generic, TypeVar
 from ._deadline import Deadline
 from ._dispatch import Dispatcher
 from ._heap import trim_heap
-from ._loop import LoopThread
+from .loop_thread import LoopThread
 from ._media import VideoIn, media_stats
 from .frames import FrameBuffer, MediaStream
 from .types import Stats

@@ -21,7 +21,7 @@ from aiortc.sdp import candidate_from_sdp
 from . import _jitter, protocol
 from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from ._loop import cancel_and_wait, create_task
+from .loop_thread import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
     OdysseyConnectionError,

@@ -26,7 +26,7 @@ from aiortc.mediastreams import MediaStreamError
 from . import _jitter, protocol
 from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from ._loop import cancel_and_wait, create_task
+from .loop_thread import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
 

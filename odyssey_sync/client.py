@@ -20,7 +20,7 @@ from . import images, protocol
 from ._account import AccountMethods
 from ._deadline import Deadline, acquire
 from ._version import __version__
-from ._loop import LoopThread, wait_future
+from .loop_thread import LoopThread, wait_future
 from ._receiver import Phase, Receiver
 from ._regions import measure_region_latencies
 from ._session import Session

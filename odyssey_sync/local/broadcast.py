@@ -37,6 +37,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtp
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
+from .aiortc_internals import take_keyframe_request
 from .auth import Authority
 from .config import ServerConfig
 from .hls import PLAYLIST_NAME, HlsWriter
@@ -62,8 +63,6 @@ _PEER_CLOSE_TIMEOUT_S = 5.0
 _CLOSE_ALL_TIMEOUT_S = 8.0
 MAX_OFFER_CANDIDATES = 64
 """Most ICE candidates a viewer's offer may carry (a browser's has a handful); each one is probed."""
-# aiortc keeps a viewer's PLI/FIR in this private flag; pre-encoded packets make it the relay's job.
-_SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
 _MIN_KEYFRAME_INTERVAL_S = 0.5
 
 
@@ -160,10 +159,7 @@ class Viewer:
 
     def take_keyframe_request(self) -> bool:
         """Whether the viewer asked for a key frame (PLI/FIR) since the last call."""
-        if getattr(self.sender, _SENDER_KEYFRAME_FLAG, False):
-            setattr(self.sender, _SENDER_KEYFRAME_FLAG, False)
-            return True
-        return False
+        return take_keyframe_request(self.sender)
 
 
 def check_offer(sdp: str) -> None:

@@ -21,9 +21,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import aiortc.codecs.h264
-import aiortc.codecs.vpx
-import aioice.ice
 import attrs
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -31,6 +28,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import protocol
 from ..images import decode_to_rgb
+from .aiortc_internals import data_channel_backlog, udp_transports
 from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
 from .faults import Faults
@@ -47,11 +45,9 @@ if TYPE_CHECKING:
 __all__ = [
     "WS_CLOSE_TIMEOUT_S",
     "Streamer",
-    "ensure_loopback_candidates",
     "expand_prompt",
     "ice_servers_for",
     "large_message_problem",
-    "raise_codec_bitrates",
 ]
 
 logger = logging.getLogger("odyssey_sync.local.streamer")
@@ -156,39 +152,6 @@ def large_message_problem(text: str | bytes) -> str | None:
         f"may be large, the rest of a message must fit in {LARGE_MESSAGE_REST}. Prompts must be under "
         f"{protocol.MAX_PROMPT_CHARS} characters"
     )
-
-
-def raise_codec_bitrates(bitrate: int) -> None:
-    """Set aiortc's VP8 and H.264 start/min/max bitrates around ``bitrate`` (module globals).
-
-    aiortc starts VP8 at 0.5 Mbps and needs ~15 s of REMB to reach its
-    1.5 Mbps cap, which looks soft at 1280x704; there is no per-connection
-    API, so the module constants are patched (read by every new encoder).
-    """
-    low, high = max(100_000, int(bitrate * 0.4)), int(bitrate * 2.4)
-    for codec in (aiortc.codecs.vpx, aiortc.codecs.h264):
-        codec.DEFAULT_BITRATE, codec.MIN_BITRATE, codec.MAX_BITRATE = int(bitrate), low, high
-
-
-def ensure_loopback_candidates() -> None:
-    """Let ICE gather 127.0.0.1 on machines whose only interface is loopback.
-
-    aioice skips loopback addresses, so in a loopback-only network namespace
-    no candidate is gathered and every connection fails. The patch changes
-    nothing on machines with any other address.
-    """
-    original = aioice.ice.get_host_addresses
-    if getattr(original, "_odyssey_loopback_fallback", False):
-        return
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        addresses = original(use_ipv4, use_ipv6)
-        if not addresses and use_ipv4:
-            return ["127.0.0.1"]
-        return addresses
-
-    get_host_addresses._odyssey_loopback_fallback = True  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = get_host_addresses
 
 
 def prefer_h264(transceiver: Any) -> None:
@@ -348,12 +311,8 @@ class Streamer:
         if transport is not None:
             transport.abort()
         if self._pc is not None:
-            for ice in _ice_transports(self._pc):
-                connection = getattr(ice, "_connection", None)
-                for stun in getattr(connection, "_protocols", ()):
-                    udp = getattr(stun, "transport", None)
-                    if udp is not None:
-                        udp.abort()
+            for udp in udp_transports(self._pc):
+                udp.abort()
 
     def begin_close(self, *, reason: str = "streamer_disconnected") -> None:
         """Start :meth:`close` without waiting; :attr:`closed` tells when it is done."""
@@ -592,14 +551,9 @@ class Streamer:
         channel = self._out
         if channel is None or channel.readyState != "open":
             return
-        sctp = self._pc.sctp if self._pc is not None else None
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
         while time.monotonic() < deadline:
-            # aiortc has no delivery event; its SCTP queues are the only evidence of acknowledgement.
-            queued = channel.bufferedAmount or self._pending
-            for name in ("_data_channel_queue", "_outbound_queue", "_sent_queue"):
-                queued = queued or getattr(sctp, name, None)
-            if not queued:
+            if not self._pending and not data_channel_backlog(channel, self._pc):
                 return
             await asyncio.sleep(_DRAIN_POLL_S)
 
@@ -855,19 +809,6 @@ def _end_recording(stream: _ActiveStream, reason: str) -> None:
     """Finish the stream's recording, if it has one."""
     if stream.recording is not None:
         stream.recording.finish(reason)
-
-
-def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
-    """The ICE transports of a peer (usually one, bundled)."""
-    found: list[Any] = []
-    dtls = [t.sender.transport for t in pc.getTransceivers()]
-    if pc.sctp is not None:
-        dtls.append(pc.sctp.transport)
-    for transport in dtls:
-        ice = getattr(transport, "transport", None)
-        if ice is not None and ice not in found:
-            found.append(ice)
-    return found
 
 
 def _end_broadcast(stream: _ActiveStream) -> None:

@@ -1,8 +1,10 @@
 """One asyncio event loop owned by one daemon thread, with a blocking bridge.
 
-The thread is a daemon so an unclosed client never keeps the interpreter
-alive; owners still close their sessions on the loop before calling
-:meth:`LoopThread.stop`, or aiortc's decoder threads can outlive it.
+Public: every client connection, spectator and local server runs its loop
+in a :class:`LoopThread`, and so can an application that wants the same
+blocking bridge. The thread is a daemon so an unclosed owner never keeps the
+interpreter alive; owners still close their sessions on the loop before
+calling :meth:`LoopThread.stop`, or aiortc's decoder threads can outlive it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from ._deadline import Deadline, TimeLimit
+
+__all__ = ["LoopThread", "cancel_and_wait", "create_task", "wait_future"]
 
 T = TypeVar("T")
 
