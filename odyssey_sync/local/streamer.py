@@ -28,6 +28,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import protocol
 from ..images import decode_to_rgb
+from ..stream_protocol import Refusal, StartRequest, UpdateRequest, parse_request, state_refusal
 from .aiortc_internals import data_channel_backlog, udp_transports
 from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
@@ -565,11 +566,15 @@ class Streamer:
             if self._closing:
                 continue
             try:
-                kind = message["type"]
-                if kind == protocol.STREAM_START:
-                    await self._on_start(message)
-                elif kind == protocol.UPDATE:
-                    await self._on_update(message)
+                request = parse_request(message)
+                kind = message.get("type", "")
+                refusal = request if isinstance(request, Refusal) else state_refusal(kind, self._stream_id())
+                if refusal is not None:
+                    self._reply(refusal.to_message())
+                elif isinstance(request, StartRequest):
+                    await self._on_start(request)
+                elif isinstance(request, UpdateRequest):
+                    await self._on_update(request)
                 else:
                     self._on_end()
             except asyncio.CancelledError:
@@ -578,25 +583,11 @@ class Streamer:
                 self._log.exception("failed to handle %s", message.get("type"))
                 self._reply(protocol.stream_error("internal_error", "The local server failed to handle the message"))
 
-    async def _on_start(self, message: dict[str, Any]) -> None:
-        if self._stream is not None:
-            self._reply(
-                protocol.stream_error(
-                    "stream_already_active", "A stream is already running; end it with interactive_stream_end first"
-                )
-            )
-            return
-        prompt = message.get("prompt", "")
-        portrait = message.get("portrait", True)
-        image = message.get("input_image_base64")
-        bypass = message.get("bypass_vlm_expansion") is True
-        problem = protocol.prompt_problem(prompt)
-        if problem is not None:
-            self._reply(protocol.stream_error("invalid_request", problem))
-            return
-        if not isinstance(portrait, bool):
-            self._reply(protocol.stream_error("invalid_request", "portrait must be true or false"))
-            return
+    def _stream_id(self) -> str | None:
+        return self._stream.stream_id if self._stream is not None else None
+
+    async def _on_start(self, request: StartRequest) -> None:
+        prompt, portrait, image, bypass = request.prompt, request.portrait, request.image_data_url, request.bypass_prompt_expansion
         if bypass and not self.key.bypass_privilege:
             self._reply(
                 protocol.stream_error("permission_denied", "This API key is not allowed to bypass prompt expansion")
@@ -615,11 +606,6 @@ class Streamer:
         width, height = protocol.PORTRAIT if portrait else protocol.LANDSCAPE
         seed = None
         if image:
-            if not isinstance(image, str) or image[:5].lower() != "data:":
-                self._reply(
-                    protocol.stream_error("invalid_image", "input_image_base64 must be a data:<mime>;base64,... URL")
-                )
-                return
             loop = asyncio.get_running_loop()
             try:
                 seed = await loop.run_in_executor(self._inputs, decode_to_rgb, image, width, height)
@@ -651,21 +637,12 @@ class Streamer:
         stream.recording = self._record(stream, prompt, applied, frame_number, portrait)
         self._log.info("stream %s started (%dx%d)", stream.stream_id, width, height)
         self._reply(protocol.stream_started(stream.stream_id, applied))
-        if message.get("broadcast") is True:
+        if request.broadcast:
             self._start_broadcast(stream, frame_number)
 
-    async def _on_update(self, message: dict[str, Any]) -> None:
-        prompt = message.get("prompt")
-        problem = protocol.prompt_problem(prompt)
-        if problem is not None or not isinstance(prompt, str):
-            self._reply(protocol.stream_error("invalid_request", problem or "prompt must be a string"))
-            return
-        stream = self._stream
-        if stream is None:
-            self._reply(
-                protocol.stream_error("no_active_stream", "No stream is running; start one with interactive_stream_start")
-            )
-            return
+    async def _on_update(self, request: UpdateRequest) -> None:
+        prompt, stream = request.prompt, self._stream
+        assert stream is not None  # state_refusal let the update through
         fault = self._faults.take_stream_error_on_interact()
         if fault is not None:
             await self._stream_error(fault)
