@@ -435,12 +435,12 @@ class AccountMethods:
         failures = 0
         with tqdm(total=None, desc=f"Simulation {job}", bar_format="{desc} [{elapsed}]", disable=_bar_off(progress)) as bar:
             while True:
-                if deadline.expired:
+                if deadline.expired():
                     raise _still_running(job, status, call_timeout)
                 try:
                     detail = self._job_status(job, deadline)
                 except (OdysseyTimeoutError, OdysseyConnectionError) as exc:
-                    if deadline.expired:
+                    if deadline.expired():
                         raise _still_running(job, status, call_timeout) from None
                     failures += 1
                     if failures > _POLL_ERRORS_TOLERATED:
@@ -751,7 +751,7 @@ def _seconds(timeout: float | None) -> str:
 def _sleep(seconds: float) -> None:
     """Sleep in short slices so Ctrl+C is handled promptly."""
     pause = Deadline(seconds, "sleep")
-    while not pause.expired:
+    while not pause.expired():
         time.sleep(pause.slice())
 
 

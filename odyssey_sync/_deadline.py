@@ -63,7 +63,6 @@ class Deadline:
         """The next wait of a sliced loop: :data:`WAIT_SLICE_S` or what is left, if shorter."""
         return self.within(WAIT_SLICE_S)
 
-    @property
     def expired(self) -> bool:
         """Whether the time is up."""
         return self.left() <= 0

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 import aiohttp
+import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
@@ -63,6 +64,8 @@ class VideoIn:
                 decoded = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(decoded, av.VideoFrame):
+                continue  # a video track yields frames; anything else is not ours to count
             stream_id, prompt = self._tag()
             frame = self._numbering.frame(decoded, stream_id=stream_id, prompt=prompt)
             self.last_frame_at = frame.received_at

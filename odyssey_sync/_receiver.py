@@ -19,9 +19,9 @@ from typing import Any, Callable, Coroutine, Generic, TypeVar
 from ._deadline import Deadline
 from ._dispatch import Dispatcher
 from ._heap import trim_heap
-from .loop_thread import LoopThread
 from ._media import VideoIn, media_stats
 from .frames import FrameBuffer, MediaStream
+from .loop_thread import LoopThread
 from .types import Stats
 
 __all__ = ["Phase", "Receiver"]

@@ -21,7 +21,6 @@ from aiortc.sdp import candidate_from_sdp
 from . import _jitter, protocol
 from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from .loop_thread import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
     OdysseyConnectionError,
@@ -32,6 +31,7 @@ from .errors import (
     connection_error_from_reason,
 )
 from .frames import FrameBuffer, VideoFrame
+from .loop_thread import cancel_and_wait, create_task
 from .stream_protocol import (
     BroadcastReady,
     InteractAcknowledged,

@@ -35,13 +35,13 @@ async def fetch_ice_servers(http: aiohttp.ClientSession, signalling_url: str) ->
             raise OdysseyConnectionError(f"ICE config request failed with HTTP {response.status}")
         body = await response.json(content_type=None)
     servers = protocol.parse_ice_servers(body)
-    return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+    return [RTCIceServer(**server) for server in servers]
 
 
 class SignalingChannel:
     """One open signaling WebSocket."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         self._ws = ws
         self._send_lock = asyncio.Lock()
 

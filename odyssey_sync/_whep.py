@@ -26,9 +26,10 @@ from aiortc.mediastreams import MediaStreamError
 from . import _jitter, protocol
 from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from .loop_thread import cancel_and_wait, create_task
+from ._signaling import describe
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
+from .loop_thread import cancel_and_wait, create_task
 
 __all__ = ["SpectatorListener", "WhepSession", "whep_endpoint"]
 
@@ -185,7 +186,7 @@ class WhepSession:
                 body = await _read_limited(response, "ICE config")
                 status = response.status
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise OdysseyConnectionError(f"Cannot reach the broadcast server: {_describe(exc)}") from None
+            raise OdysseyConnectionError(f"Cannot reach the broadcast server: {describe(exc)}") from None
         try:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
@@ -193,7 +194,7 @@ class WhepSession:
         except (ValueError, RecursionError, protocol.ProtocolError) as exc:
             logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
             return None
-        return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+        return [RTCIceServer(**server) for server in servers]
 
     async def _post_offer(self, offer: str) -> str:
         """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors.
@@ -237,7 +238,7 @@ class WhepSession:
                 body = (await _read_limited(response, "WHEP answer")).decode("utf-8", "replace")
                 return response.status, body, dict(response.headers)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise OdysseyConnectionError(f"WHEP connection failed: {_describe(exc)}") from None
+            raise OdysseyConnectionError(f"WHEP connection failed: {describe(exc)}") from None
 
     def _wire_peer(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -339,7 +340,7 @@ class WhepSession:
             async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=deadline.within(_DELETE_TIMEOUT_S))) as response:
                 logger.debug("WHEP DELETE -> HTTP %d", response.status)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            logger.debug("WHEP DELETE failed: %s", _describe(exc))
+            logger.debug("WHEP DELETE failed: %s", describe(exc))
 
 
 async def _drain(track: MediaStreamTrack) -> None:
@@ -369,8 +370,3 @@ def _detail_of(body: str) -> str | None:
         return protocol.error_detail(json.loads(body))
     except (ValueError, RecursionError):
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: text`` of a network error, with every URL query (the token) removed."""
-    return f"{type(exc).__name__}: {protocol.scrub_urls(str(exc))}"

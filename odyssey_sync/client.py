@@ -12,20 +12,20 @@ import os
 import threading
 import weakref
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Literal, NoReturn, overload
+from typing import Any, Callable, Iterator, Literal, NoReturn, cast, overload
 
 import aiohttp
 
 from . import images, protocol
 from ._account import AccountMethods
 from ._deadline import Deadline, acquire
-from ._version import __version__
-from .loop_thread import LoopThread, wait_future
 from ._receiver import Phase, Receiver
 from ._regions import measure_region_latencies
 from ._session import Session
+from ._version import __version__
 from .errors import OdysseyError, OdysseyStateError, OdysseyStreamError, OdysseyTimeoutError
 from .frames import MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
+from .loop_thread import LoopThread, wait_future
 from .rest import RestClient
 from .spectator import SpectatorConnection, connect_to_stream
 from .stream_protocol import Request
@@ -127,7 +127,7 @@ class Odyssey(AccountMethods):
         self._conn: _Connection | None = None
         self._capabilities: StreamerCapabilities | None = None
         self._broadcast_info: BroadcastInfo | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[_Connection], Odyssey] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -545,7 +545,7 @@ class Odyssey(AccountMethods):
             bypass_prompt_expansion=bypass_prompt_expansion,
         )
         request = Request(message, "start_stream()", via_signaling=image_url is not None)
-        return self._stream_request(session, request, seconds, wait)
+        return cast("Acknowledgement | Future[Acknowledgement]", self._stream_request(session, request, seconds, wait))
 
     @overload
     def interact(self, prompt: str, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Acknowledgement: ...
@@ -578,7 +578,7 @@ class Odyssey(AccountMethods):
             )
         seconds = self._call_timeout(timeout)
         conn, session = self._connected("interact")
-        return self._stream_request(session, Request(message, "interact()"), seconds, wait)
+        return cast("Acknowledgement | Future[Acknowledgement]", self._stream_request(session, Request(message, "interact()"), seconds, wait))
 
     @overload
     def end_stream(self, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> None: ...
@@ -591,7 +591,7 @@ class Odyssey(AccountMethods):
         _check_bool("wait", wait)
         seconds = self._call_timeout(timeout)
         conn, session = self._connected("end stream")
-        return self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait)  # type: ignore[no-any-return]  # the end's result is None
+        return cast("Future[None] | None", self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait))
 
     def _stream_request(self, session: Session, request: Request, timeout: float | None, wait: bool) -> Any:
         """Queue ``request`` on the session; wait for its result, or hand back the future."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from ._deadline import Deadline, TimeLimit
@@ -137,7 +136,7 @@ def wait_future(future: concurrent.futures.Future[T], timeout: TimeLimit, *, wha
     deadline = Deadline.of(timeout, what)
     try:
         while True:
-            if deadline.expired:
+            if deadline.expired():
                 future.cancel()
                 raise deadline.error()
             try:

@@ -12,6 +12,7 @@ appear in exception messages, logs or ``repr``.
 from __future__ import annotations
 
 import email.utils
+import importlib.metadata
 import json as _json
 import logging
 import math
@@ -49,7 +50,7 @@ _QUEUE_POLL_INTERVAL_S = 1.0
 _REDACTED = "<redacted>"
 _LEGACY_CONCURRENT = re.compile(r"maximum concurrent sessions \((\d+)\) reached", re.IGNORECASE)
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
-_USER_AGENT = f"odyssey-sync python-requests/{requests.__version__}"
+_USER_AGENT = f"odyssey-sync python-requests/{importlib.metadata.version('requests')}"
 _READ_CHUNK = 65536
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
@@ -267,12 +268,12 @@ class RestClient:
                     "No streamer is free right now (503); try again later, or set "
                     "AdvancedConfig.queue_timeout_s to wait in the queue"
                 )
-            if queue.expired:
+            if queue.expired():
                 raise self._queue_expired(queue_s)
-            if deadline.expired:
+            if deadline.expired():
                 raise self._timed_out("POST", path, waiting="for a free streamer")
             time.sleep(min(deadline.within(_QUEUE_POLL_INTERVAL_S), queue.left()))
-            if deadline.expired:
+            if deadline.expired():
                 if queue.at <= deadline.at:
                     raise self._queue_expired(queue_s)
                 raise self._timed_out("POST", path, waiting="for a free streamer")
@@ -428,7 +429,7 @@ class RestClient:
     ) -> _Reply:
         if self._closed:
             raise OdysseyConnectionError("This RestClient is closed; create a new client")
-        if deadline.expired:
+        if deadline.expired():
             raise self._timed_out(method, path)
         # One request takes at most what is left of the call, and at most the client's timeout.
         left = min(deadline.left(), math.inf if self._timeout is None else self._timeout)
@@ -454,7 +455,7 @@ class RestClient:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             elapsed_ms = request.elapsed_ms()
             _log.debug("%s %s failed after %.0f ms: %s", method, path, elapsed_ms, type(exc).__name__)
-            if _is_timeout(exc) or request.expired:
+            if _is_timeout(exc) or request.expired():
                 raise self._timed_out(method, path) from exc
             if isinstance(exc, requests.exceptions.SSLError):
                 raise OdysseyConnectionError(
@@ -485,7 +486,7 @@ class RestClient:
             body += chunk
             if len(body) > MAX_REPLY_BYTES:
                 raise self._too_large(method, path)
-            if deadline.expired:
+            if deadline.expired():
                 raise self._timed_out(method, path)
         return bytes(body)
 

@@ -171,7 +171,8 @@ class SpectatorConnection:
         try:
             return self._runtime.media.get_frame(timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
-            raise self._rephrased(exc)
+            self._raise_ended(exc)
+            raise
 
     def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
         """The newest frame, or ``None`` before the first; never waits."""
@@ -187,7 +188,8 @@ class SpectatorConnection:
         try:
             return self._runtime.media.wait_for_frame(moment, timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
-            raise self._rephrased(exc)
+            self._raise_ended(exc)
+            raise
 
     def frames(
         self, limit: int | None = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
@@ -200,11 +202,10 @@ class SpectatorConnection:
     def __iter__(self) -> Iterator[VideoFrame]:
         return self.frames()
 
-    def _rephrased(self, exc: OdysseyConnectionError) -> OdysseyConnectionError:
-        """The buffer's generic end-of-connection error in spectator words (failures keep their own)."""
+    def _raise_ended(self, exc: OdysseyConnectionError) -> None:
+        """After a clean end, the buffer's generic end-of-connection error says it in spectator words."""
         if self._runtime.ended_cleanly:
-            return OdysseyStateError(_ENDED_MESSAGE, reason="connection_ended")
-        return exc
+            raise OdysseyStateError(_ENDED_MESSAGE, reason="connection_ended") from exc
 
     def _check_process(self) -> None:
         if not self._runtime.in_this_process:

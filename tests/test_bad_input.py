@@ -20,6 +20,7 @@ import attrs
 import jwt
 import numpy as np
 import pytest
+from helpers import odyssey_threads
 
 from odyssey_sync import (
     AdvancedConfig,
@@ -32,8 +33,6 @@ from odyssey_sync import (
 )
 from odyssey_sync._session import Session
 from odyssey_sync.local import LocalOdyssey
-
-from helpers import odyssey_threads
 
 pytestmark = pytest.mark.timeout(60)
 

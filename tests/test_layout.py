@@ -40,3 +40,14 @@ def test_private_aiortc_and_aioice_reaches_live_in_one_module_per_side() -> None
             ):
                 offenders.append(f"{path.name}: {node.value!r}")
     assert not offenders, offenders
+
+
+def test_every_type_ignore_says_why() -> None:
+    unexplained = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "# type: ignore" in line:
+                reason = line.split("# type: ignore", 1)[1].split("]", 1)[-1]
+                if "#" not in reason:
+                    unexplained.append(f"{path.relative_to(PACKAGE)}:{number}")
+    assert not unexplained, f"a type: ignore needs a '# reason' after it: {unexplained}"

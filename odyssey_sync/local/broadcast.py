@@ -99,12 +99,12 @@ class RelayTrack(MediaStreamTrack):
     def __init__(self, capacity: int) -> None:
         """Hold at most ``capacity`` packets; the first one delivered is a key frame."""
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(capacity)
         self._waiting_for_keyframe = True
         self.gops_dropped = 0
         """How many times the viewer lagged and lost what was queued."""
 
-    def offer(self, packet: av.Packet) -> None:
+    def offer(self, packet: av.Packet[Any]) -> None:
         """Queue ``packet`` unless the viewer waits for a key frame; never blocks."""
         if self.readyState != "live":
             return
@@ -126,7 +126,7 @@ class RelayTrack(MediaStreamTrack):
         self._clear()
         self._queue.put_nowait(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         """The next relayed packet; raises :class:`MediaStreamError` once stopped."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -236,7 +236,7 @@ class Broadcast:
 
     # -- relaying ------------------------------------------------------------------------------
 
-    def _on_packet(self, packet: av.Packet, frame_number: int, frame: av.VideoFrame) -> None:
+    def _on_packet(self, packet: av.Packet[Any], frame_number: int, frame: av.VideoFrame) -> None:
         if frame_number < self._first_frame or self._closing is not None:
             return
         keyframe_wanted = False
@@ -289,7 +289,7 @@ class Broadcast:
         except Exception as exc:
             await self._drop(viewer)
             raise OfferRejected(400, f"the SDP offer cannot be answered: {exc}") from None
-        if self._closing is not None:
+        if self.ended:  # it ended while the answer was being made
             await self._drop(viewer)
             raise BroadcastEnded(self.stream_id)
         viewer.answer_sdp = pc.localDescription.sdp

@@ -24,15 +24,15 @@ import attrs
 from aiohttp import web
 
 from .. import protocol
-from ..loop_thread import LoopThread
 from ..errors import OdysseyTimeoutError
+from ..loop_thread import LoopThread
+from .aiortc_internals import forget_this_thread, gather_loopback_on_this_thread, set_codec_bitrates
 from .app import AccessLogger, AppState, build_app
 from .archive import Archive
 from .auth import Authority
 from .config import ApiKey, ServerConfig, random_api_key
 from .faults import Action, Faults
 from .sessions import SessionRecord, SessionRegistry
-from .aiortc_internals import forget_this_thread, gather_loopback_on_this_thread, set_codec_bitrates
 from .track import idle_world
 
 __all__ = ["LocalOdyssey"]
@@ -50,7 +50,7 @@ def _normalise_keys(api_keys: Sequence[ApiKey] | Sequence[str] | None) -> list[A
     if api_keys is None:
         return [ApiKey(random_api_key(), name="default")]
     if isinstance(api_keys, (str, ApiKey)):
-        api_keys = [api_keys]  # type: ignore[list-item]
+        api_keys = [api_keys]
     keys = [key if isinstance(key, ApiKey) else ApiKey(key) for key in api_keys]
     if not keys:
         raise ValueError("api_keys must hold at least one key (or be None for a random one)")

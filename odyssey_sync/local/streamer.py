@@ -32,8 +32,8 @@ from ..stream_protocol import Refusal, StartRequest, UpdateRequest, parse_reques
 from .aiortc_internals import data_channel_backlog, udp_transports
 from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
-from .faults import Faults
 from .encoder import H264Encoder
+from .faults import Faults
 from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
 from .track import WorldVideoTrack
 from .world import World
@@ -174,13 +174,16 @@ def negotiated_video_codec(sdp: str) -> str | None:
 
 def ice_servers_for(config: ServerConfig) -> list[RTCIceServer]:
     """The configured ICE servers as aiortc objects (an empty list: no STUN at all)."""
-    return [
-        RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
-        for server in config.ice_servers
-    ]
+    return [RTCIceServer(**server) for server in protocol.parse_ice_servers({"iceServers": list(config.ice_servers)})]
 
 
-class _SessionLog(logging.LoggerAdapter):
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # subscriptable at run time only from Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _SessionLog(_LoggerAdapter):
     """Prefixes every record with the (non-secret) session id."""
 
     def __init__(self, base: logging.Logger, session_id: str) -> None:
@@ -353,7 +356,7 @@ class Streamer:
         self._log.info("session closed")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         task.set_name(f"local-odyssey-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -474,8 +477,9 @@ class Streamer:
 
     async def _on_remote_candidate(self, message: dict[str, Any]) -> None:
         text, mid, index = message.get("candidate"), message.get("sdpMid"), message.get("sdpMLineIndex")
-        if isinstance(text, dict):  # an RTCIceCandidateInit object instead of flat fields
-            text, mid, index = text.get("candidate"), text.get("sdpMid", mid), text.get("sdpMLineIndex", index)
+        init = text
+        if isinstance(init, dict):  # an RTCIceCandidateInit object instead of flat fields
+            text, mid, index = init.get("candidate"), init.get("sdpMid", mid), init.get("sdpMLineIndex", index)
         if self._pc is None or not isinstance(text, str) or not text.strip():
             return  # end-of-candidates, or nothing usable
         if self._remote_candidates >= MAX_REMOTE_CANDIDATES:

@@ -30,14 +30,13 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from .aiortc_internals import take_keyframe_request
-
 from .encoder import TIME_BASE, H264Encoder
 from .world import World
 
 __all__ = ["PacketSink", "VIDEO_CLOCK_RATE", "WorldVideoTrack", "idle_world"]
 
 VIDEO_CLOCK_RATE = 90000
-PacketSink = Callable[[av.Packet, int, av.VideoFrame], None]
+PacketSink = Callable[["av.Packet[Any]", int, av.VideoFrame], None]
 """Called on the loop thread with each encoded packet, its frame number and the frame it encodes."""
 
 
@@ -130,7 +129,7 @@ class WorldVideoTrack(MediaStreamTrack):
         super().stop()
         self._running.set()
 
-    async def recv(self) -> av.Packet | av.VideoFrame:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any] | av.VideoFrame:
         """The next frame's packet (or frame, without passthrough), at its slot.
 
         Raises :class:`MediaStreamError` once stopped.
@@ -177,7 +176,7 @@ class WorldVideoTrack(MediaStreamTrack):
         return frame
 
 
-def _joined(packets: list[av.Packet]) -> av.Packet:
+def _joined(packets: list[av.Packet[Any]]) -> av.Packet[Any]:
     """One Annex-B packet carrying several (the encoder split a frame)."""
     packet = av.Packet(b"".join(bytes(p) for p in packets))
     packet.pts, packet.dts, packet.time_base = packets[0].pts, packets[0].dts, TIME_BASE
