@@ -352,17 +352,22 @@ class _Runner:
         client = self._client
         client.connect()
         with dataset.live_episode(episode_id, episode_index=index, description=episode.to_json()) as capture:
-            started = client.start_stream(episode.prompt, portrait=episode.portrait)
+            stream_id = client.start_stream(episode.prompt, portrait=episode.portrait)
             pending = collections.deque(episode.interacts)
             steering: list[concurrent.futures.Future[Any]] = []
+            began: float | None = None  # the arrival of the stream's first frame: the episode's time 0
             for frame in client.frames():
                 if self._stop.is_set():
                     raise _Cancelled
+                if frame.stream_id != stream_id:
+                    continue
                 capture.add(frame)
-                elapsed = frame.received_at - started.received_at
-                while pending and pending[0].at <= elapsed:
+                if began is None:
+                    began = frame.received_at
+                # Interacts go out on the wall clock, even while the loop works through buffered frames.
+                while pending and pending[0].at <= time.monotonic() - began:
                     steering.append(_steer(client, pending.popleft().prompt))
-                if elapsed >= episode.seconds:
+                if frame.received_at - began >= episode.seconds:
                     break
             for future in steering:
                 future.result(timeout=self._settings.timeout)
