@@ -40,6 +40,7 @@ import collections
 import concurrent.futures
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -594,7 +595,7 @@ def _run_ray(
     ray = require("ray", "ray", "Collecting on Ray")
     started_here = not ray.is_initialized()
     if started_here:
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+        options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
         if ray_address is None:
             options["num_cpus"] = max(workers, os.cpu_count() or 1)
         ray.init(address=ray_address, **options)

@@ -74,7 +74,7 @@ from ._extras import require
 from ._version import __version__
 from .errors import OdysseyError
 from .frames import VideoFrame
-from .save import DEFAULT_CRF, DEFAULT_PRESET, Mp4Writer
+from .save import DEFAULT_CRF, STREAMING_PRESET, Mp4Writer
 from .types import SimulationJobDetail, SimulationJobInfo, SimulationJobStatus
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Dataset:
         *,
         episode_index: int = 0,
         description: Mapping[str, Any] | None = None,
-        preset: str = DEFAULT_PRESET,
+        preset: str = STREAMING_PRESET,
         crf: int = DEFAULT_CRF,
     ) -> LiveEpisode:
         """Start writing an episode from frames as the client receives them (see :class:`LiveEpisode`).

@@ -43,13 +43,27 @@ import numpy as np
 from .frames import VideoFrame, check_timeout
 from .images import _encode_jpeg, _encode_png
 
-__all__ = ["FrameSource", "Mp4Writer", "VideoSummary", "record", "save_image", "write_mp4"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "STREAMING_PRESET",
+    "FrameSource",
+    "Mp4Writer",
+    "VideoSummary",
+    "record",
+    "save_image",
+    "write_mp4",
+]
 
 FrameLike = VideoFrame | np.ndarray
 """A :class:`VideoFrame` or an ``(height, width, 3)`` ``uint8`` RGB array."""
 
 DEFAULT_PRESET = "veryfast"
-"""x264 speed preset of the MP4 writers; ``"ultrafast"`` halves the CPU for files ~1.5x larger."""
+"""x264 preset of :func:`write_mp4`, which has no clock to keep up with: the smallest files per CPU spent."""
+
+STREAMING_PRESET = "ultrafast"
+"""x264 preset of :class:`Mp4Writer` and :func:`record`, which must keep up with the stream: about half
+the CPU of ``veryfast`` (8.6 vs 16 ms per 1280x704 frame here, 0.17 vs 0.32 of a core at 20 fps) for
+files ~1.5x larger (``benchmarks/save_writer.py``)."""
 
 DEFAULT_CRF = 23
 """x264 constant rate factor (quality; lower is better and larger)."""
@@ -155,7 +169,7 @@ class Mp4Writer:
         path: str | os.PathLike[str],
         *,
         fps: float | None = None,
-        preset: str = DEFAULT_PRESET,
+        preset: str = STREAMING_PRESET,
         crf: int = DEFAULT_CRF,
         max_queue: int = DEFAULT_QUEUE,
     ) -> None:
@@ -220,8 +234,12 @@ class Mp4Writer:
         with self._lock:
             first_close = not self._closed
             self._closed = True
-        if first_close:
-            self._queue.put(None)  # never blocks for long: the encoder thread is draining the queue
+        while first_close and self._thread.is_alive():  # the encoder is draining the queue, unless it failed
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._thread.join(wait)
         if self._thread.is_alive():
             raise TimeoutError(f"the MP4 encoder did not finish {self.path} within {wait:g} s")
@@ -232,14 +250,15 @@ class Mp4Writer:
         return self._summary
 
     def abort(self) -> None:
-        """Stop encoding and discard the file. Idempotent."""
+        """Stop encoding and discard the file (the encoder thread removes it if it is mid-frame). Idempotent."""
         with self._lock:
             self._closed = True
         self._encoder.cancel()
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
         self._thread.join(5.0)
-        self._encoder.abort()
+        if not self._thread.is_alive():
+            self._encoder.abort()
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -255,7 +274,10 @@ class Mp4Writer:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None or self._encoder.cancelled:
+            if self._encoder.cancelled:
+                self._encoder.abort()
+                return
+            if item is None:
                 return
             try:
                 self._encoder.encode(item)
@@ -270,7 +292,7 @@ def record(
     *,
     seconds: float | None = None,
     fps: float | None = None,
-    preset: str = DEFAULT_PRESET,
+    preset: str = STREAMING_PRESET,
     timeout: float | None = 30.0,
 ) -> VideoSummary:
     """Record the frames ``source`` delivers to an MP4 until its stream ends or ``seconds`` pass.

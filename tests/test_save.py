@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from video_checks import decode, decode_image, stamp_of
 
 from odyssey_sync import Odyssey, VideoFrame
 from odyssey_sync import save as save_module
 from odyssey_sync.save import Mp4Writer, record, save_image, write_mp4
 from odyssey_sync.stamp import read_stamp, write_stamp_rgb
-from video_checks import decode, decode_image, stamp_of
 
 
 def stream_frames(client: Odyssey, count: int) -> list[VideoFrame]:
