@@ -104,17 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "nproc": os.cpu_count(), "loadavg": os.getloadavg(), "runs": runs}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\n{episodes} episodes of {seconds:g} s per batch, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}:")
-    print("| kind | backend | workers | wall s | speed-up vs 1 worker | frames/episode | limit waits | written |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| kind | backend | workers | wall s | speed-up vs 1 worker | frames/episode | frames/s collected "
+          "| frames/s vs 1 worker | written |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for run in runs:
         one = next(r for r in runs if (r["kind"], r["backend"], r["workers"]) == (run["kind"], run["backend"], 1))
-        speedup = one["wall_s"] / run["wall_s"]
-        print(f"| {run['kind']} | {run['backend']} | {run['workers']} | {run['wall_s']:.1f} | {speedup:.2f} | "
-              f"{run['frames_per_episode']:g} | {run['limit_waits']} | {run['written']}/{run['episodes']} |")
+        rate, one_rate = _frame_rate(run), _frame_rate(one)
+        print(f"| {run['kind']} | {run['backend']} | {run['workers']} | {run['wall_s']:.1f} | "
+              f"{one['wall_s'] / run['wall_s']:.2f} | {run['frames_per_episode']:g} | {rate:.1f} | "
+              f"{rate / one_rate:.2f} | {run['written']}/{run['episodes']} |")
     inits = [r["ray_init_s"] for r in runs if r["ray_init_s"] is not None]
     if inits:
         print(f"ray.init() before each Ray batch: {min(inits):.1f}-{max(inits):.1f} s (not in the wall times)")
     return 0
+
+
+def _frame_rate(run: dict[str, Any]) -> float:
+    """Frames written per second of the batch's wall time."""
+    return float(run["frames_per_episode"] * run["written"] / run["wall_s"])
 
 
 if __name__ == "__main__":

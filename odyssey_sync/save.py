@@ -156,8 +156,10 @@ class Mp4Writer:
 
     :meth:`write` never blocks: it timestamps the frame and queues it for the
     encoder thread, or, when the encoder is more than ``max_queue`` frames
-    behind, drops it and counts it (``dropped``). It returns the frame's
-    position in the video (0 = first frame), or ``None`` if dropped. Use it
+    behind, drops it and counts it (:attr:`frames_dropped`), so a writer
+    never falls behind without bound and holds at most ``max_queue`` frames.
+    It returns the frame's position in the video (0 = first frame), or
+    ``None`` if dropped. The default x264 preset is :data:`STREAMING_PRESET`. Use it
     as a context manager, or call :meth:`close`, which waits for the queue to
     drain and renames the finished file into place (an exception inside the
     ``with`` block discards the file instead). Thread-safe; it also works as
