@@ -22,6 +22,7 @@ from .errors import (
     OdysseyAuthError,
     OdysseyConnectionError,
     OdysseyError,
+    OdysseyStateError,
     OdysseyStreamError,
     OdysseyTimeoutError,
     OdysseyUsageError,
@@ -32,6 +33,8 @@ from .frames import MediaStream, VideoFrame
 from .scripts import ScriptError, prompt_list_script
 from .spectator import SpectatorConnection, connect_to_stream
 from .types import (
+    CURRENT_STREAM,
+    DEFAULT_TIMEOUT,
     Acknowledgement,
     AdvancedConfig,
     BroadcastInfo,
@@ -52,6 +55,8 @@ from .types import (
 from ._version import __version__
 
 __all__ = [
+    "CURRENT_STREAM",
+    "DEFAULT_TIMEOUT",
     "Acknowledgement",
     "AccountSuspendedError",
     "AdvancedConfig",
@@ -65,6 +70,7 @@ __all__ = [
     "OdysseyAuthError",
     "OdysseyConnectionError",
     "OdysseyError",
+    "OdysseyStateError",
     "OdysseyStreamError",
     "OdysseyTimeoutError",
     "OdysseyUsageError",

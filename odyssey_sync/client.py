@@ -7,31 +7,32 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Literal, NoReturn, overload
 
 import aiohttp
 
 from . import images, protocol
 from ._account import AccountMethods
 from ._version import __version__
-from ._dispatch import Dispatcher
 from ._loop import LoopThread, wait_future
-from ._media import media_stats, transport_counters
-from ._runtime import shut_down
+from ._receiver import Phase, Receiver
 from ._regions import measure_region_latencies
 from ._session import Session
-from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
-from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
+from .errors import OdysseyError, OdysseyStateError, OdysseyStreamError, OdysseyTimeoutError
+from .frames import MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
 from .rest import RestClient
 from .spectator import SpectatorConnection, connect_to_stream
+from .stream_protocol import Request
 from .types import (
+    CURRENT_STREAM,
+    DEFAULT_TIMEOUT,
     Acknowledgement,
     AdvancedConfig,
     BroadcastInfo,
@@ -39,6 +40,8 @@ from .types import (
     ConnectionStatus,
     Stats,
     StreamerCapabilities,
+    StreamView,
+    Timeout,
 )
 
 logger = logging.getLogger("odyssey_sync.client")
@@ -46,30 +49,8 @@ logger = logging.getLogger("odyssey_sync.client")
 DEFAULT_API_URL = "https://api.odyssey.ml"
 MAX_PROMPT_CHARS = 10_000
 _DISCONNECT_BUDGET_S = 1.5
-_HANDLER_NAMES = (
-    "on_connected",
-    "on_disconnected",
-    "on_video_frame",
-    "on_stream_started",
-    "on_stream_ended",
-    "on_interact_acknowledged",
-    "on_broadcast_ready",
-    "on_stream_error",
-    "on_error",
-    "on_status_change",
-)
-_FORKED = False
-
-
-def _after_fork_in_child() -> None:
-    global _FORKED
-    _FORKED = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
+# How long past its timeout a caller still waits for the loop to fail a stream request (a loop that stopped).
+_BACKSTOP_S = 1.0
 class _Deadline:
     """What is left of one call's timeout."""
 
@@ -106,36 +87,26 @@ def _acquire(lock: threading.Lock, deadline: _Deadline) -> None:
             return
 
 
-class _Connection:
-    """The threads and session of one connection; released exactly once."""
+class _Connection(Receiver[Session]):
+    """The runtime of one client connection, with the handlers given to ``connect()``."""
 
-    def __init__(self, dispatcher: Dispatcher, buffer: FrameBuffer, timeout: float | None) -> None:
-        self.pid = os.getpid()
-        self.loop = LoopThread("odyssey-loop")
-        self.dispatcher = dispatcher
-        self.buffer = buffer
-        self.media = MediaStream(buffer, timeout)
-        self.session: Session | None = None
-        self.handlers: dict[str, Callable[..., Any] | None] = {}
-        self.was_connected = False
-        self.ended = False
-        self.ended_error: BaseException | None = None
-        # Whether the end (failure, server close or disconnect()) was reported: status and handlers, once.
-        self.end_reported = False
-        self._release_lock = threading.Lock()
-        self.released = False
+    def __init__(self, handlers: dict[str, Callable[..., Any] | None], buffer_size: int, timeout: float | None) -> None:
+        super().__init__(
+            name="odyssey-loop",
+            buffer_size=buffer_size,
+            timeout=timeout,
+            on_error=lambda: self.handlers.get("on_error"),
+            release_budget_s=_DISCONNECT_BUDGET_S,
+        )
+        self.handlers = handlers
 
-    def release(self) -> None:
-        """Close the session (bounded), stop the loop thread and the dispatcher. Idempotent."""
-        if _FORKED or os.getpid() != self.pid:
-            return
-        with self._release_lock:
-            if self.released:
-                return
-            self.released = True
-            close = self.session.close() if self.session is not None else None
-            self.session = None
-            shut_down(self.loop, close, self.buffer, self.dispatcher, budget_s=_DISCONNECT_BUDGET_S, what="disconnect")
+    def post(self, name: str, *args: Any) -> None:
+        """Run the handler ``name`` (if given) with ``args`` on the dispatcher thread."""
+        self.dispatcher.post(self.handlers.get(name), *args)
+
+    def close(self, *, discard: bool = True) -> None:
+        """Release the connection: the session closes cleanly (``client_disconnecting``, close 1000)."""
+        self.release(Session.close, discard=discard, what="disconnect")
 
 
 class Odyssey(AccountMethods):
@@ -192,7 +163,6 @@ class Odyssey(AccountMethods):
         self._rest: RestClient | None = None
         self._lock = threading.RLock()
         self._connect_lock = threading.Lock()
-        self._stream_lock = threading.Lock()
         self._status = ConnectionStatus.DISCONNECTED
         self._conn: _Connection | None = None
         self._capabilities: StreamerCapabilities | None = None
@@ -227,49 +197,104 @@ class Odyssey(AccountMethods):
             return self._rest
 
     def _call_timeout(self, timeout: Any) -> float | None:
-        return self._timeout if timeout is ... else check_timeout(timeout)
+        return self._timeout if timeout is DEFAULT_TIMEOUT else check_timeout(timeout)
 
     # -- connecting --------------------------------------------------------------------------------
 
-    def connect(self, *, timeout: float | None = ..., **handlers: Callable[..., Any] | None) -> MediaStream:  # type: ignore[assignment]
+    def connect(
+        self,
+        *,
+        on_connected: Callable[[], Any] | None = None,
+        on_disconnected: Callable[[], Any] | None = None,
+        on_video_frame: Callable[[VideoFrame], Any] | None = None,
+        on_stream_started: Callable[[str], Any] | None = None,
+        on_stream_ended: Callable[[], Any] | None = None,
+        on_interact_acknowledged: Callable[[str], Any] | None = None,
+        on_broadcast_ready: Callable[[BroadcastInfo], Any] | None = None,
+        on_stream_error: Callable[[str, str], Any] | None = None,
+        on_error: Callable[[BaseException, bool], Any] | None = None,
+        on_status_change: Callable[[ConnectionStatus, str | None], Any] | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        **unknown: NoReturn,
+    ) -> MediaStream:
         """Connect with the API key; blocks until video flows and commands can be sent.
 
-        Handlers (all optional keyword arguments): ``on_connected()``,
-        ``on_disconnected()``, ``on_video_frame(frame)``, ``on_stream_started(stream_id)``,
+        The handlers run in order on the client's dispatcher thread, never on
+        the event loop: ``on_connected()``, ``on_disconnected()`` (every end of
+        the connection), ``on_video_frame(frame)``, ``on_stream_started(stream_id)``,
         ``on_stream_ended()``, ``on_interact_acknowledged(prompt)``,
         ``on_broadcast_ready(info)``, ``on_stream_error(reason, message)``,
-        ``on_error(exc, fatal)``, ``on_status_change(status, message)``. They run
-        in order on the client's dispatcher thread. Returns the connection's
-        :class:`MediaStream`; returns at once if already connected.
+        ``on_error(exc, fatal)`` (also for an exception raised by another
+        handler) and ``on_status_change(status, message)``. Returns the
+        connection's :class:`MediaStream`; if already connected it returns at
+        once, and each handler given replaces that handler of the live
+        connection (the others stay).
         """
         self._check_process()
-        checked = _check_handlers(handlers)
+        handlers = _check_handlers(
+            unknown,
+            on_connected=on_connected,
+            on_disconnected=on_disconnected,
+            on_video_frame=on_video_frame,
+            on_stream_started=on_stream_started,
+            on_stream_ended=on_stream_ended,
+            on_interact_acknowledged=on_interact_acknowledged,
+            on_broadcast_ready=on_broadcast_ready,
+            on_stream_error=on_stream_error,
+            on_error=on_error,
+            on_status_change=on_status_change,
+        )
         deadline = _Deadline(self._call_timeout(timeout), "connect()")
         if self._api_key is None:
             raise OdysseyError(
                 "No API key: pass Odyssey(api_key=...) or set ODYSSEY_API_KEY "
                 "(or use connect_with_credentials() with credentials minted by your backend)"
             )
-        return self._connect(checked, deadline, credentials=None)
+        return self._connect(handlers, deadline, credentials=None)
 
     def connect_with_credentials(
         self,
         credentials: ClientCredentials | dict[str, Any],
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
-        **handlers: Callable[..., Any] | None,
+        on_connected: Callable[[], Any] | None = None,
+        on_disconnected: Callable[[], Any] | None = None,
+        on_video_frame: Callable[[VideoFrame], Any] | None = None,
+        on_stream_started: Callable[[str], Any] | None = None,
+        on_stream_ended: Callable[[], Any] | None = None,
+        on_interact_acknowledged: Callable[[str], Any] | None = None,
+        on_broadcast_ready: Callable[[BroadcastInfo], Any] | None = None,
+        on_stream_error: Callable[[str, str], Any] | None = None,
+        on_error: Callable[[BaseException, bool], Any] | None = None,
+        on_status_change: Callable[[ConnectionStatus, str | None], Any] | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        **unknown: NoReturn,
     ) -> MediaStream:
-        """Connect with credentials from :meth:`create_client_credentials` (no API key needed)."""
+        """Connect with credentials from :meth:`create_client_credentials` (no API key needed).
+
+        The handlers are those of :meth:`connect`.
+        """
         self._check_process()
         if isinstance(credentials, dict):
             credentials = ClientCredentials.from_dict(credentials)
         if not isinstance(credentials, ClientCredentials):
             raise TypeError("credentials must be a ClientCredentials or the dict from ClientCredentials.to_dict()")
-        checked = _check_handlers(handlers)
+        handlers = _check_handlers(
+            unknown,
+            on_connected=on_connected,
+            on_disconnected=on_disconnected,
+            on_video_frame=on_video_frame,
+            on_stream_started=on_stream_started,
+            on_stream_ended=on_stream_ended,
+            on_interact_acknowledged=on_interact_acknowledged,
+            on_broadcast_ready=on_broadcast_ready,
+            on_stream_error=on_stream_error,
+            on_error=on_error,
+            on_status_change=on_status_change,
+        )
         deadline = _Deadline(self._call_timeout(timeout), "connect_with_credentials()")
-        return self._connect(checked, deadline, credentials=credentials)
+        return self._connect(handlers, deadline, credentials=credentials)
 
-    def create_client_credentials(self, *, timeout: float | None = ...) -> ClientCredentials:  # type: ignore[assignment]
+    def create_client_credentials(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ClientCredentials:
         """Mint session credentials with the API key, for a client that has no key (backend side)."""
         self._check_process()
         deadline = _Deadline(self._call_timeout(timeout), "create_client_credentials()")
@@ -322,9 +347,10 @@ class Odyssey(AccountMethods):
             with self._lock:
                 conn = self._conn
                 if conn is not None and self._status is ConnectionStatus.CONNECTED and not conn.released:
+                    conn.handlers.update({name: h for name, h in handlers.items() if h is not None})
                     return conn.media
             if conn is not None:
-                conn.release()
+                conn.close()
             return self._open_connection(handlers, deadline, credentials)
         finally:
             self._connect_lock.release()
@@ -335,14 +361,12 @@ class Odyssey(AccountMethods):
         deadline: _Deadline,
         credentials: ClientCredentials | None,
     ) -> MediaStream:
-        dispatcher = Dispatcher(handlers.get("on_error"), max_pending_frames=self._buffer_size)
-        conn = _Connection(dispatcher, FrameBuffer(self._buffer_size), self._timeout)
-        conn.handlers = handlers
+        conn = _Connection(handlers, self._buffer_size, self._timeout)
         with self._lock:
             self._conn = conn
             self._broadcast_info = None
             self._capabilities = None
-        self._finalizer = weakref.finalize(self, _Connection.release, conn)
+        self._finalizer = weakref.finalize(self, _Connection.close, conn)
         try:
             conn.loop.start()
             if credentials is None:
@@ -361,29 +385,27 @@ class Odyssey(AccountMethods):
                 buffer=conn.buffer,
                 listener=_Listener(self, conn),
             )
-            conn.session = session
+            conn.session, conn.video = session, session.video
             conn.loop.run(session.open(), deadline.remaining(), what="connect()")
         except BaseException as exc:
             interrupted = not isinstance(exc, Exception)
-            with self._lock:
-                conn.end_reported = True
+            conn.open_failed()
             if isinstance(exc, OdysseyError) and not isinstance(exc, OdysseyTimeoutError):
                 self._set_status(ConnectionStatus.FAILED, str(exc))
-                dispatcher.post(handlers.get("on_error"), exc, True)
+                conn.post("on_error", exc, True)
             else:
                 self._set_status(ConnectionStatus.DISCONNECTED, None if interrupted else str(exc))
             self._release(conn)
             raise
         with self._lock:
-            conn.was_connected = True
             self._status = ConnectionStatus.CONNECTED
-            ended_already = conn.ended
-        dispatcher.post(handlers.get("on_status_change"), ConnectionStatus.CONNECTED, None)
-        dispatcher.post(handlers.get("on_connected"))
+        ended_already, error = conn.opened()
+        conn.post("on_status_change", ConnectionStatus.CONNECTED, None)
+        conn.post("on_connected")
         logger.info("connected to session %s", credentials.session_id)
         self._send_telemetry("session_connected", credentials.session_id, connect_duration_ms=round(deadline.elapsed_ms()))
         if ended_already:
-            self._handle_ended(conn, conn.ended_error)
+            self._on_session_ended(conn, error)
         return conn.media
 
     def _set_status(self, status: ConnectionStatus, message: str | None) -> None:
@@ -393,36 +415,29 @@ class Odyssey(AccountMethods):
                 return
             self._status = status
         if conn is not None:
-            conn.dispatcher.post(conn.handlers.get("on_status_change"), status, message)
+            conn.post("on_status_change", status, message)
 
-    def _release(self, conn: _Connection) -> None:
-        conn.release()
+    def _release(self, conn: _Connection, *, discard: bool = True) -> None:
+        conn.close(discard=discard)
         with self._lock:
             if self._conn is conn and self._finalizer is not None:
                 self._finalizer.detach()
                 self._finalizer = None
 
     def _on_session_ended(self, conn: _Connection, error: BaseException | None) -> None:
-        """From the loop thread: the server or the network ended the connection."""
-        with self._lock:
-            conn.ended, conn.ended_error = True, error
-            if self._conn is not conn or conn.released or not conn.was_connected:
-                return  # connect() is still running and reports it itself
-        self._handle_ended(conn, error)
-
-    def _handle_ended(self, conn: _Connection, error: BaseException | None) -> None:
-        with self._lock:
-            if conn.end_reported:
-                return  # disconnect() got there first
-            conn.end_reported = True
+        """The server or the network ended the connection (from the loop thread, or from connect())."""
+        if self._conn is not conn or not conn.server_ended(error):
+            return  # an old connection, connect() still reports it itself, or disconnect() got there first
         if error is not None:
             self._set_status(ConnectionStatus.FAILED, str(error))
-            conn.dispatcher.post(conn.handlers.get("on_error"), error, True)
+            conn.post("on_error", error, True)
         else:
             self._set_status(ConnectionStatus.DISCONNECTED, "The server closed the connection")
-        if conn.was_connected:
-            conn.dispatcher.post(conn.handlers.get("on_disconnected"))
-        threading.Thread(target=self._release, args=(conn,), name="odyssey-cleanup", daemon=True).start()
+        conn.post("on_disconnected")
+        # The frames that arrived stay readable until disconnect() or the next connect().
+        threading.Thread(
+            target=self._release, args=(conn,), kwargs={"discard": False}, name="odyssey-cleanup", daemon=True
+        ).start()
 
     def disconnect(self) -> None:
         """End the stream and the connection, releasing every thread and socket.
@@ -434,19 +449,17 @@ class Odyssey(AccountMethods):
             return
         with self._lock:
             conn = self._conn
-            if conn is None or conn.released:
-                return
-            report = not conn.end_reported
-            conn.end_reported = True
-            was_connected = conn.was_connected and self._status is ConnectionStatus.CONNECTED
-        if report:  # after a failure the status stays FAILED and the handlers have fired already
+        if conn is None:
+            return
+        previous = conn.leave()
+        if previous in (Phase.OPENING, Phase.OPEN):  # after a failure the status stays and the handlers have fired
             self._set_status(ConnectionStatus.DISCONNECTED, None)
-            if was_connected:
-                conn.dispatcher.post(conn.handlers.get("on_disconnected"))
-        session_id = conn.session.session_id if conn.session is not None else None
+            if previous is Phase.OPEN:
+                conn.post("on_disconnected")
+        session = conn.session
         self._release(conn)
-        if was_connected and session_id is not None:
-            self._send_telemetry("session_disconnected", session_id)
+        if previous is Phase.OPEN and session is not None:
+            self._send_telemetry("session_disconnected", session.session_id)
 
     def _send_telemetry(self, event: str, session_id: str, **fields: Any) -> None:
         """Opt-in (``enable_telemetry=True``) usage events, sent in the background; never the key."""
@@ -472,6 +485,7 @@ class Odyssey(AccountMethods):
         on_disconnected: Callable[[], Any] | None = None,
         buffer_size: int = 32,
         timeout: float | None = 30.0,
+        stream_id: str | None = None,
     ) -> SpectatorConnection:
         """Watch a broadcast stream as a spectator (no API key needed); see :func:`odyssey_sync.connect_to_stream`."""
         return connect_to_stream(
@@ -481,6 +495,7 @@ class Odyssey(AccountMethods):
             on_disconnected=on_disconnected,
             buffer_size=buffer_size,
             timeout=timeout,
+            stream_id=stream_id,
         )
 
     # -- streams -----------------------------------------------------------------------------------
@@ -491,8 +506,39 @@ class Odyssey(AccountMethods):
             conn, status = self._conn, self._status
         session = conn.session if conn is not None else None
         if conn is None or session is None or status is not ConnectionStatus.CONNECTED or session.ended:
-            raise OdysseyStreamError(f"Cannot {what}: client is {status.value}; call connect() first")
+            cause = conn.end_error if conn is not None else None
+            if cause is not None:
+                raise OdysseyStateError(
+                    f"Cannot {what}: the connection ended ({cause}); call connect() again", reason="connection_ended"
+                ) from cause
+            raise OdysseyStateError(f"Cannot {what}: client is {status.value}; call connect() first", reason="not_connected")
         return conn, session
+
+    @overload
+    def start_stream(
+        self,
+        prompt: str = "",
+        *,
+        portrait: bool = True,
+        image: Any = None,
+        bypass_prompt_expansion: bool | None = None,
+        broadcast: bool = False,
+        wait: Literal[True] = True,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Acknowledgement: ...
+
+    @overload
+    def start_stream(
+        self,
+        prompt: str = "",
+        *,
+        portrait: bool = True,
+        image: Any = None,
+        bypass_prompt_expansion: bool | None = None,
+        broadcast: bool = False,
+        wait: Literal[False],
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Future[Acknowledgement]: ...
 
     def start_stream(
         self,
@@ -502,21 +548,25 @@ class Odyssey(AccountMethods):
         image: Any = None,
         bypass_prompt_expansion: bool | None = None,
         broadcast: bool = False,
-        timeout: float | None = ...,  # type: ignore[assignment]
-    ) -> Acknowledgement:
+        wait: bool = True,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Acknowledgement | Future[Acknowledgement]:
         """Start a stream; blocks until the server confirms it and returns the stream id.
 
-        ``image`` (a path, bytes, a data URL, a numpy RGB array or a PIL image)
-        asks for image-to-video; it is checked, centre-cropped and resized
-        before anything is sent. The returned id also works as
-        ``wait_for_frame(after=...)``.
+        From then on the pulling calls return this stream's frames. ``image`` (a
+        path, bytes, a data URL, a numpy RGB array or a PIL image) asks for
+        image-to-video; it is checked, centre-cropped and resized before
+        anything is sent. The returned id also works as ``wait_for_frame(after=...)``.
+        With ``wait=False`` it returns at once a :class:`concurrent.futures.Future`
+        of the id (see :meth:`interact`).
         """
         _check_prompt(prompt, required=False)
         _check_bool("portrait", portrait)
         _check_bool("broadcast", broadcast)
+        _check_bool("wait", wait)
         if bypass_prompt_expansion is not None:
             _check_bool("bypass_prompt_expansion", bypass_prompt_expansion)
-        deadline = _Deadline(self._call_timeout(timeout), "start_stream()")
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("start stream")
         image_url = None
         if image is not None:
@@ -534,20 +584,31 @@ class Odyssey(AccountMethods):
             broadcast=broadcast,
             bypass_prompt_expansion=bypass_prompt_expansion,
         )
-        with self._stream_operation(deadline, session):
-            if session.stream_id is not None:
-                raise OdysseyStreamError(
-                    f"A stream is already running ({session.stream_id}); call end_stream() before starting another"
-                )
-            reply = self._request(conn, session, message, protocol.STREAM_STARTED, deadline, image_url is not None)
-        return Acknowledgement(reply["stream_id"], reply["_received_at"])
+        request = Request(message, "start_stream()", via_signaling=image_url is not None)
+        return self._stream_request(session, request, seconds, wait)
 
-    def interact(self, prompt: str, *, timeout: float | None = ...) -> Acknowledgement:  # type: ignore[assignment]
+    @overload
+    def interact(self, prompt: str, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Acknowledgement: ...
+
+    @overload
+    def interact(self, prompt: str, *, wait: Literal[False], timeout: Timeout = DEFAULT_TIMEOUT) -> Future[Acknowledgement]: ...
+
+    def interact(
+        self, prompt: str, *, wait: bool = True, timeout: Timeout = DEFAULT_TIMEOUT
+    ) -> Acknowledgement | Future[Acknowledgement]:
         """Steer the running stream; blocks until acknowledged and returns the prompt as applied.
 
-        The returned text also works as ``wait_for_frame(after=...)``.
+        The returned text also works as ``wait_for_frame(after=...)``. The
+        acknowledgement takes a round trip to the streamer (45-150 ms on
+        loopback): a control loop that must keep its period passes
+        ``wait=False`` and gets a :class:`concurrent.futures.Future` of the
+        acknowledgement at once. Requests leave in the order they were made;
+        interacts do not wait for each other's acknowledgements. The future
+        fails with :class:`OdysseyTimeoutError` after ``timeout``, or with the
+        stream or connection error; cancelling it abandons the request.
         """
         _check_prompt(prompt, required=True)
+        _check_bool("wait", wait)
         message = protocol.update(prompt)
         size = len(protocol.encode(message).encode("utf-8"))
         if size > protocol.DEFAULT_DATA_CHANNEL_LIMIT:
@@ -555,47 +616,31 @@ class Odyssey(AccountMethods):
                 f"prompt is {size} bytes once encoded, more than a data-channel message may carry "
                 f"({protocol.DEFAULT_DATA_CHANNEL_LIMIT}); shorten it (non-ASCII characters take up to 12 bytes each)"
             )
-        deadline = _Deadline(self._call_timeout(timeout), "interact()")
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("interact")
-        with self._stream_operation(deadline, session):
-            if session.stream_id is None:
-                raise OdysseyStreamError("No stream is running; call start_stream() before interact()")
-            reply = self._request(conn, session, message, protocol.UPDATE_ACKNOWLEDGED, deadline)
-        return Acknowledgement(reply.get("prompt") or "", reply["_received_at"])
+        return self._stream_request(session, Request(message, "interact()"), seconds, wait)
 
-    def end_stream(self, *, timeout: float | None = ...) -> None:  # type: ignore[assignment]
-        """End the running stream; blocks until the server confirms."""
-        deadline = _Deadline(self._call_timeout(timeout), "end_stream()")
+    @overload
+    def end_stream(self, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> None: ...
+
+    @overload
+    def end_stream(self, *, wait: Literal[False], timeout: Timeout = DEFAULT_TIMEOUT) -> Future[None]: ...
+
+    def end_stream(self, *, wait: bool = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Future[None] | None:
+        """End the running stream; blocks until the server confirms (``wait=False``: a future of ``None``)."""
+        _check_bool("wait", wait)
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("end stream")
-        with self._stream_operation(deadline, session):
-            if session.stream_id is None:
-                raise OdysseyStreamError("No stream is running; nothing to end (call start_stream() first)")
-            self._request(conn, session, protocol.stream_end(), protocol.STREAM_ENDED, deadline)
+        return self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait)  # type: ignore[no-any-return]  # the end's result is None
 
-    @contextlib.contextmanager
-    def _stream_operation(self, deadline: _Deadline, session: Session) -> Iterator[None]:
-        """Hold the stream lock (one stream operation at a time) on a session that is still up."""
-        _acquire(self._stream_lock, deadline)
-        try:
-            if session.ended:  # it ended while this call waited its turn
-                raise OdysseyConnectionError(
-                    f"{deadline.what} failed: the connection ended ({session.error or 'closed'}); call connect() again"
-                ) from session.error
-            yield
-        finally:
-            self._stream_lock.release()
-
-    def _request(
-        self,
-        conn: _Connection,
-        session: Session,
-        message: dict[str, Any],
-        reply_type: str,
-        deadline: _Deadline,
-        via_signaling: bool = False,
-    ) -> dict[str, Any]:
-        future = conn.loop.submit(session.request(message, reply_type, via_signaling=via_signaling))
-        return wait_future(future, deadline.remaining(), what=deadline.what)
+    def _stream_request(self, session: Session, request: Request, timeout: float | None, wait: bool) -> Any:
+        """Queue ``request`` on the session; wait for its result, or hand back the future."""
+        future = session.submit(request, timeout)
+        if not wait:
+            return future
+        # The loop's timer fails the future at the deadline; this wait's own bound is a backstop. A caller that
+        # stops waiting (Ctrl+C) cancels the future, which abandons the request.
+        return wait_future(future, None if timeout is None else timeout + _BACKSTOP_S, what=request.what)
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -604,30 +649,54 @@ class Odyssey(AccountMethods):
         with self._lock:
             conn = self._conn
         if conn is None:
-            raise OdysseyConnectionError("Not connected: call connect() before pulling frames")
+            raise OdysseyStateError("Not connected: call connect() before pulling frames", reason="not_connected")
         return conn.media
 
-    def get_frame(self, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The oldest buffered frame; waits for one (up to ``timeout`` s)."""
+    def get_frame(self, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame:
+        """The oldest unread frame of the current stream; waits for one (up to ``timeout`` s).
+
+        After ``start_stream()`` only that stream's frames come back (idle video
+        before the first start). ``stream_id=None`` reads idle video, a stream id
+        that stream's frames still buffered. Raises :class:`OdysseyStateError`
+        once the stream has ended and all its frames were handed out.
+        """
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().get_frame(wait)
+        return self._media().get_frame(wait, stream_id=stream_id)
 
-    def latest_frame(self) -> VideoFrame | None:
-        """The newest frame, or ``None`` before the first; never waits. For control loops."""
-        return self._media().latest_frame()
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
+        """The newest frame of the current stream, or ``None`` before its first; never waits.
 
-    def wait_for_frame(self, after: Any = None, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The first frame received after ``after`` (a ``time.monotonic()`` value, or what
-        ``interact()`` / ``start_stream()`` returned; default: now)."""
+        For control loops: older unread frames are skipped (``stats.frames_superseded``)
+        and the same frame comes back until a newer one arrives.
+        """
+        return self._media().latest_frame(stream_id=stream_id)
+
+    def wait_for_frame(
+        self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> VideoFrame:
+        """The first unread frame of the current stream received after ``after`` (a
+        ``time.monotonic()`` value, or what ``interact()`` / ``start_stream()`` returned;
+        default: now). Unread frames before it are skipped."""
         moment_of(after)
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().wait_for_frame(after, wait)
+        return self._media().wait_for_frame(after, wait, stream_id=stream_id)
 
-    def frames(self, limit: int | None = None, timeout: float | None = ...) -> Iterator[VideoFrame]:  # type: ignore[assignment]
-        """Iterate over frames in order; ends when the stream ends or the client disconnects."""
+    def frames(
+        self, limit: int | None = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> Iterator[VideoFrame]:
+        """Iterate over the current stream's frames in order.
+
+        Ends when the stream ends (by ``end_stream()`` or the server's duration
+        limit) or the client disconnects; raises if the connection failed.
+        Before any stream it yields idle frames and moves on to the first
+        stream that starts. ``timeout`` bounds the wait for each frame.
+        """
         check_limit(limit)
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().frames(limit, wait)
+        return self._media().frames(limit, wait, stream_id=stream_id)
 
     # -- properties --------------------------------------------------------------------------------
 
@@ -695,19 +764,13 @@ class Odyssey(AccountMethods):
 
     @property
     def stats(self) -> Stats:
-        """Frame counters, measured fps and bitrate of the current (or last) connection."""
+        """Frame counters, measured fps and bitrate of the current (or last) connection.
+
+        Reading it does no I/O and never blocks: the transport counters behind
+        ``bitrate_bps`` and ``packets_lost`` are refreshed on the loop every second.
+        """
         conn = self._conn
-        if conn is None:
-            return Stats()
-        counters = (0, 0)
-        session = conn.session
-        if session is not None and not conn.released and conn.loop.is_running and session.pc is not None:
-            try:
-                counters = conn.loop.run(transport_counters(session.pc), 1.0, what="stats")
-            except (OdysseyError, RuntimeError):
-                pass
-        connected_at = session.connected_at if session is not None else None
-        return media_stats(conn.buffer, conn.dispatcher.frames_dropped, connected_at, counters)
+        return conn.stats() if conn is not None else Stats()
 
 
 class _Listener:
@@ -754,13 +817,13 @@ class _Listener:
             client._on_session_ended(self._conn, error)
 
 
-def _check_handlers(handlers: dict[str, Any]) -> dict[str, Callable[..., Any] | None]:
+def _check_handlers(unknown: dict[str, Any], **handlers: Any) -> dict[str, Callable[..., Any] | None]:
+    for name in unknown:
+        raise TypeError(f"unknown handler {name!r}; handlers are: {', '.join(handlers)}")
     for name, handler in handlers.items():
-        if name not in _HANDLER_NAMES:
-            raise TypeError(f"unknown handler {name!r}; handlers are: {', '.join(_HANDLER_NAMES)}")
         if handler is not None and not callable(handler):
             raise TypeError(f"{name} must be callable or None, not {type(handler).__name__}")
-    return dict(handlers)
+    return handlers
 
 
 def _check_prompt(prompt: Any, *, required: bool) -> None:
