@@ -63,6 +63,7 @@ from .errors import (
     MonthlyLimitReachedError,
     OdysseyAuthError,
     OdysseyError,
+    OdysseyStateError,
     OdysseyStreamError,
     RateLimitError,
 )
@@ -353,21 +354,19 @@ class _Runner:
         client = self._client
         client.connect()
         with dataset.live_episode(episode_id, episode_index=index, description=episode.to_json()) as capture:
-            stream_id = client.start_stream(episode.prompt, portrait=episode.portrait)
+            client.start_stream(episode.prompt, portrait=episode.portrait)
             pending = collections.deque(episode.interacts)
             steering: list[concurrent.futures.Future[Any]] = []
             began: float | None = None  # the arrival of the stream's first frame: the episode's time 0
-            for frame in client.frames():
+            for frame in client.frames():  # this stream's frames; ends if the server ends the stream
                 if self._stop.is_set():
                     raise _Cancelled
-                if frame.stream_id != stream_id:
-                    continue
                 capture.add(frame)
                 if began is None:
                     began = frame.received_at
-                # Interacts go out on the wall clock, even while the loop works through buffered frames.
+                # Interacts go out on the wall clock, without waiting for their acknowledgements.
                 while pending and pending[0].at <= time.monotonic() - began:
-                    steering.append(_steer(client, pending.popleft().prompt))
+                    steering.append(client.interact(pending.popleft().prompt, wait=False))
                 if frame.received_at - began >= episode.seconds:
                     break
             for future in steering:
@@ -405,21 +404,12 @@ class _Runner:
         )
 
 
-def _steer(client: Odyssey, prompt: str) -> concurrent.futures.Future[Any]:
-    """Send an interact; a future of its acknowledgement (the call blocks until acknowledged)."""
-    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    future.set_result(client.interact(prompt))
-    return future
-
-
 def _end_stream(client: Odyssey) -> None:
     """End the stream unless the server ended it already (its duration limit)."""
-    if client.current_stream_id is None:
-        return
     try:
         client.end_stream()
-    except OdysseyStreamError:
-        if client.current_stream_id is not None:
+    except OdysseyStateError as error:
+        if error.reason not in ("no_stream", "stream_ended"):
             raise
 
 

@@ -344,7 +344,6 @@ class LiveEpisode:
         self._writer = Mp4Writer(partial / "video.mp4", preset=preset, crf=crf)
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_FIELDS}
         self._stream_id: str | None = None
-        self._first: VideoFrame | None = None
         self._prompt: str | None = None
         self._prompt_index = -1
         self._size = (0, 0)
@@ -372,7 +371,7 @@ class LiveEpisode:
         if frame.stream_id is None:
             return None
         if self._stream_id is None:
-            self._stream_id, self._first = frame.stream_id, frame
+            self._stream_id = frame.stream_id
             self._size = (frame.width, frame.height)
         elif frame.stream_id != self._stream_id:
             raise ValueError(
@@ -384,11 +383,9 @@ class LiveEpisode:
             return None
         if frame.prompt != self._prompt or self._prompt_index < 0:
             self._prompt, self._prompt_index = frame.prompt, self._prompt_index + 1
-        assert self._first is not None
-        index, timestamp_ms = _stream_position(frame, self._first)
         rows = self._rows
-        rows["frame_index"].append(index)
-        rows["timestamp_ms"].append(timestamp_ms)
+        rows["frame_index"].append(frame.index)
+        rows["timestamp_ms"].append(frame.timestamp_ms)
         rows["prompt"].append(frame.prompt)
         rows["prompt_index"].append(self._prompt_index)
         rows["video_frame"].append(position)
@@ -510,11 +507,6 @@ def _add_safely(
         )
     except (OdysseyError, ValueError) as error:  # a missing recording, or a file PyAV cannot read
         return EpisodeSummary(stream_id, "failed", stream_id=stream_id, error=f"{type(error).__name__}: {error}")
-
-
-def _stream_position(frame: VideoFrame, first: VideoFrame) -> tuple[int, int]:
-    """The frame's stream-relative index and media time (ms), from the stream's first frame seen."""
-    return frame.index - first.index, frame.timestamp_ms - first.timestamp_ms
 
 
 def _read_events(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@
     summary = record(client, "stream.mp4", seconds=10)          # the same, pulling from the client
 
 Timing: each frame's presentation time is its media clock (the server's
-timestamp of the frame) relative to the first frame written, so the video plays
+timestamp of the frame, ``media_timestamp_ms``) relative to the first frame written, so the video plays
 at the pace the world was generated. Where the media clock jumps (a new
 connection, a wrap-around) the arrival time (``received_at``) bridges the gap.
 ``fps=`` writes a constant frame rate instead (and is needed for plain arrays,
@@ -42,6 +42,7 @@ import numpy as np
 
 from .frames import VideoFrame, check_timeout
 from .images import _encode_jpeg, _encode_png
+from .types import DEFAULT_TIMEOUT, StreamView, Timeout
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -79,7 +80,9 @@ _IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 class FrameSource(Protocol):
     """Anything with the frame-pulling ``frames()`` call: ``Odyssey``, ``MediaStream``, ``SpectatorConnection``."""
 
-    def frames(self, limit: int | None = ..., timeout: float | None = ...) -> Iterator[VideoFrame]:
+    def frames(
+        self, limit: int | None = ..., timeout: Timeout = ..., *, stream_id: StreamView = ...
+    ) -> Iterator[VideoFrame]:
         """Frames in order; ends when the stream ends."""
         ...
 
@@ -295,7 +298,7 @@ def record(
     seconds: float | None = None,
     fps: float | None = None,
     preset: str = STREAMING_PRESET,
-    timeout: float | None = 30.0,
+    timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> VideoSummary:
     """Record the frames ``source`` delivers to an MP4 until its stream ends or ``seconds`` pass.
 
@@ -304,7 +307,7 @@ def record(
     pulled with ``frames()`` (the current stream's view) and encoded on an
     :class:`Mp4Writer` thread as they arrive, so memory stays flat however
     long it runs. ``seconds`` counts from the first frame; ``timeout`` bounds
-    each wait for a frame (``OdysseyTimeoutError`` beyond).
+    each wait for a frame (default: the source's; ``OdysseyTimeoutError`` beyond).
     """
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
         raise ValueError(f"seconds must be a number > 0 (or None: until the stream ends), got {seconds!r}")
@@ -461,7 +464,7 @@ class _Timeline:
             pts = max(pts, self._last_pts + 1) if count else 0
         else:
             assert isinstance(frame, VideoFrame)
-            media, arrival = _media_clock_ms(frame), frame.received_at
+            media, arrival = frame.media_timestamp_ms, frame.received_at
             if self._last_media is None:
                 pts = 0
             else:
@@ -480,9 +483,6 @@ class _Timeline:
         return self._last_pts / 1000 * self._count / (self._count - 1)
 
 
-def _media_clock_ms(frame: VideoFrame) -> int:
-    """The frame's raw media clock in ms (continuous over a connection's streams)."""
-    return int(frame.timestamp_ms)
 
 
 def _rgb(frame: FrameLike) -> np.ndarray:

@@ -34,16 +34,15 @@ def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
         yield client, f"local server at {server.url}"
 
 
-def record_for(client: Odyssey, stream_id: str, writer: Mp4Writer, seconds: float) -> VideoFrame:
+def record_for(client: Odyssey, writer: Mp4Writer, seconds: float) -> VideoFrame:
     """Encode the stream's frames that arrive within ``seconds`` as they come; the last one."""
     end = time.monotonic() + seconds
-    last = None
-    while last is None or time.monotonic() < end:
+    frame = client.get_frame(timeout=10)
+    writer.write(frame)
+    while time.monotonic() < end:
         frame = client.get_frame(timeout=10)
-        if frame.stream_id == stream_id:
-            writer.write(frame)
-            last = frame
-    return last
+        writer.write(frame)
+    return frame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         stream_id = client.start_stream("A lighthouse on a cliff at dusk", portrait=False)
         applied = [client.last_applied_prompt or ""]
         with Mp4Writer(video) as writer:  # encodes on its own thread while frames arrive: memory stays flat
-            last = record_for(client, stream_id, writer, args.seconds)
+            last = record_for(client, writer, args.seconds)
             for prompt in ("A storm rolls in over the sea", "The clouds part and the sun breaks through"):
                 applied.append(client.interact(prompt))
-                last = record_for(client, stream_id, writer, args.seconds)
+                last = record_for(client, writer, args.seconds)
         client.end_stream()
         stats = client.stats
     summary = writer.close()
@@ -77,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"video:        {summary.frames} frames at {summary.width}x{summary.height}, "
           f"{summary.frames / summary.duration_seconds:.1f} fps, {summary.duration_seconds:.1f} s")
     print(f"frames:       {stats.frames_received} received, {stats.frames_delivered} handed to this script, "
-          f"{stats.frames_dropped} dropped by buffer overflow, {summary.dropped} dropped by the encoder")
+          f"{stats.frames_superseded} superseded, {stats.frames_dropped} dropped by buffer overflow, "
+          f"{summary.dropped} dropped by the encoder")
     for i, prompt in enumerate(applied):
         print(f"prompt {i}:     {prompt}")
     print(f"video:        {video.resolve()} ({video.stat().st_size / 1e6:.1f} MB)")

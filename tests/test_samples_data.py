@@ -34,7 +34,11 @@ def test_quickstart_writes_the_video_and_the_snapshot(tmp_path: Path) -> None:
     assert video.count == written >= 15  # three steps of 0.5 s at 20 fps, give or take
     stamps = [stamp for stamp in video.stamps if stamp is not None]
     assert len(stamps) == video.count and stamps == sorted(stamps)
-    assert re.search(r"frames:\s+\d+ received, \d+ handed to this script, 0 dropped by buffer overflow", done.stdout)
+    counters = re.search(r"frames:\s+(\d+) received, (\d+) handed to this script, (\d+) superseded, "
+                         r"(\d+) dropped by buffer overflow, (\d+) dropped by the encoder", done.stdout)
+    assert counters is not None, done.stdout
+    received, handed, superseded, overflow, encoder = (int(n) for n in counters.groups())
+    assert handed == written and superseded == overflow == encoder == 0 and received >= handed
     assert decode_image(tmp_path / "snapshot.png").shape == (704, 1280, 3)
     assert done.stdout.count("prompt ") == 3
 

@@ -17,14 +17,11 @@ from odyssey_sync.stamp import read_stamp, write_stamp_rgb
 
 
 def stream_frames(client: Odyssey, count: int) -> list[VideoFrame]:
-    """``count`` consecutive frames of a new stream."""
+    """The first ``count`` frames of a new stream."""
     client.connect()
     stream_id = client.start_stream("A lighthouse on a cliff", portrait=False)
-    frames: list[VideoFrame] = []
-    while len(frames) < count:
-        frame = client.get_frame(timeout=10)
-        if frame.stream_id == stream_id:
-            frames.append(frame)
+    frames = [client.get_frame(timeout=10) for _ in range(count)]
+    assert {frame.stream_id for frame in frames} == {stream_id} and frames[0].index == 0
     return frames
 
 
