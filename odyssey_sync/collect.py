@@ -369,6 +369,10 @@ class _Runner:
                     steering.append(client.interact(pending.popleft().prompt, wait=False))
                 if frame.received_at - began >= episode.seconds:
                     break
+            else:  # the server ended the stream first (its duration limit): keep what arrived
+                for future in steering:
+                    future.cancel()
+                steering.clear()
             for future in steering:
                 future.result(timeout=self._settings.timeout)
             _end_stream(client)
@@ -405,11 +409,14 @@ class _Runner:
 
 
 def _end_stream(client: Odyssey) -> None:
-    """End the stream unless the server ended it already (its duration limit)."""
+    """End the stream unless the server ended it already (its duration limit, which may close the connection).
+
+    Called after ``frames()`` ended cleanly or was left: a failed connection raised there already.
+    """
     try:
         client.end_stream()
     except OdysseyStateError as error:
-        if error.reason not in ("no_stream", "stream_ended"):
+        if error.reason not in ("no_stream", "stream_ended", "connection_ended"):
             raise
 
 

@@ -217,3 +217,13 @@ def test_ray_actors_collect_live_and_simulated_episodes_within_the_limit(tmp_pat
     check_written(dataset, results)
     assert {row["source"] for row in dataset.read().to_pylist()} == {"live", "simulation"}
     assert not (tmp_path / ".partial").exists()
+
+
+def test_a_live_episode_longer_than_the_servers_stream_limit_keeps_what_it_got(tmp_path: Path) -> None:
+    with LocalOdyssey(max_stream_seconds=1.0) as local:
+        (result,) = collect([Episode("A dog", seconds=3.0, interacts=[(2.0, "The dog sits")])], tmp_path, workers=1,
+                            api_key=local.api_key, api_url=local.url, retries=0, progress=False)
+    assert result.status == "written", result.error
+    rows = Dataset(tmp_path).read().to_pylist()
+    assert len(rows) == result.frames and 10 <= result.frames <= 25  # about the 1 s the server allowed
+    assert rows[-1]["timestamp_ms"] <= 1200

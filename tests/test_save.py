@@ -11,6 +11,7 @@ import pytest
 from video_checks import decode, decode_image, stamp_of
 
 from odyssey_sync import Odyssey, VideoFrame
+from odyssey_sync.local import LocalOdyssey
 from odyssey_sync import save as save_module
 from odyssey_sync.save import Mp4Writer, record, save_image, write_mp4
 from odyssey_sync.stamp import read_stamp, write_stamp_rgb
@@ -165,3 +166,13 @@ def test_record_pulls_the_stream_into_an_mp4(client: Odyssey, tmp_path: Path) ->
     assert video.times_ms[-1] == pytest.approx(50 * (video.count - 1), abs=60)
     with pytest.raises(ValueError, match=r"seconds must be a number > 0"):
         record(client, tmp_path / "x.mp4", seconds=0)
+
+
+def test_record_ends_with_the_stream(tmp_path: Path) -> None:
+    with LocalOdyssey(max_stream_seconds=1.0) as local, Odyssey(api_key=local.api_key, api_url=local.url) as client:
+        client.connect()
+        client.start_stream("A lighthouse on a cliff", portrait=False)
+        summary = record(client, tmp_path / "whole.mp4")  # no seconds=: until the server's limit ends the stream
+    video = decode(tmp_path / "whole.mp4")
+    assert summary.frames == video.count and 10 <= video.count <= 25
+    assert video.stamps == list(range(video.stamps[0], video.stamps[0] + video.count))  # type: ignore[operator]
