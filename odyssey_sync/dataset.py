@@ -30,11 +30,12 @@ redoes the others. Files are written under temporary names and renamed into
 place, so a crash never leaves a truncated file under a real name.
 
 Why MP4 per stream and not WebDataset shards: the frames of a stream are
-nearly identical from one to the next, and H.264 stores the differences, so a
-stream costs about 1-2 kB per frame where per-frame JPEGs in tar shards cost
-50-150 kB at 1280x704 (and PNGs megabytes). A simulation's recording is
-already such an MP4 and is taken as it is, with no decode and no second lossy
-encode. A stream is also the natural unit of resumption (one file, renamed
+nearly identical from one to the next, and H.264 stores the differences. At
+1280x704 (the local server's world, measured) a live capture costs ~3 kB per
+frame and the server's own recording ~14 kB (2.5 Mbit/s), where a JPEG of the
+same frame is ~47 kB and a PNG ~250 kB: shards of images would be 3-15x (JPEG)
+to 20-80x (PNG) larger, and JPEG adds a second lossy step. A simulation's
+recording is taken as it is, with no decode and no re-encode. A stream is also the natural unit of resumption (one file, renamed
 once). Trainers that sample frames read the Parquet rows and seek in the
 video with any H.264 decoder (PyAV, torchvision, decord): ``video_frame`` is
 the frame's position in the file and ``timestamp_ms`` its presentation time.
