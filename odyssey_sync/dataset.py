@@ -63,6 +63,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -154,6 +155,7 @@ class Dataset:
         _pyarrow()
         self.root = Path(root)
         """The dataset folder."""
+        self._partial_lock = threading.Lock()  # .partial/ is created and removed by several writers
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r})"
@@ -289,9 +291,16 @@ class Dataset:
 
     def _fresh_partial(self, episode_id: str) -> Path:
         partial = self.root / ".partial" / episode_id
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        with self._partial_lock:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
         return partial
+
+    def _drop_partial(self, episode_id: str) -> None:
+        with self._partial_lock:
+            shutil.rmtree(self.root / ".partial" / episode_id, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                (self.root / ".partial").rmdir()  # only when no other episode is in progress
 
     def _commit(self, episode_id: str, video: Path, table: pa.Table, facts: dict[str, Any]) -> EpisodeSummary:
         """Move the video into place, then write the rows: the rows file marks the episode complete."""
@@ -304,9 +313,7 @@ class Dataset:
         temp_rows = target_rows.with_name(f".{target_rows.name}.part")
         pq.write_table(table, temp_rows)
         os.replace(temp_rows, target_rows)
-        shutil.rmtree(self.root / ".partial" / episode_id, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (self.root / ".partial").rmdir()  # only when no other episode is in progress
+        self._drop_partial(episode_id)
         return EpisodeSummary(
             episode_id,
             "written",
@@ -420,7 +427,7 @@ class LiveEpisode:
     def abort(self) -> None:
         """Discard the episode's partial files. Idempotent."""
         self._writer.abort()
-        shutil.rmtree(self._dataset.root / ".partial" / self.episode_id, ignore_errors=True)
+        self._dataset._drop_partial(self.episode_id)
 
     def __enter__(self) -> LiveEpisode:
         return self

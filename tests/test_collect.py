@@ -225,5 +225,5 @@ def test_a_live_episode_longer_than_the_servers_stream_limit_keeps_what_it_got(t
                             api_key=local.api_key, api_url=local.url, retries=0, progress=False)
     assert result.status == "written", result.error
     rows = Dataset(tmp_path).read().to_pylist()
-    assert len(rows) == result.frames and 10 <= result.frames <= 25  # about the 1 s the server allowed
+    assert len(rows) == result.frames and 3 <= result.frames <= 25  # the 1 s the server allowed (20 fps at most)
     assert rows[-1]["timestamp_ms"] <= 1200
