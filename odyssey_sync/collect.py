@@ -54,6 +54,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._account import _bar_off
 from ._extras import require
 from .client import Odyssey
 from .dataset import Dataset, EpisodeSummary, check_episode_id
@@ -457,8 +458,9 @@ def collect(
     cluster). ``api_key`` / ``api_url`` default to ``$ODYSSEY_API_KEY`` /
     ``$ODYSSEY_API_URL``. ``timeout`` bounds every call of a worker's client,
     ``simulation_timeout`` each simulation job. Episodes complete in the
-    dataset from an earlier run are skipped. Ctrl+C stops the batch: running
-    episodes are abandoned (their partial files redone next time).
+    dataset from an earlier run are skipped. ``progress`` shows a tqdm bar
+    on a terminal. Ctrl+C stops the batch: running episodes are abandoned
+    (their partial files redone next time).
     """
     plan = list(episodes)
     for episode in plan:
@@ -490,7 +492,7 @@ def collect(
 
     from tqdm import tqdm
 
-    with tqdm(total=len(plan), initial=len(results), desc="episodes", unit="ep", disable=not progress) as bar:
+    with tqdm(total=len(plan), initial=len(results), desc="episodes", unit="ep", disable=_bar_off(progress)) as bar:
 
         def done(result: EpisodeResult) -> None:
             results[result.index] = result

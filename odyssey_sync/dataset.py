@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import av
 
+from ._account import _bar_off
 from ._extras import require
 from ._version import __version__
 from .errors import OdysseyError
@@ -457,7 +458,7 @@ def write_dataset(
     recording) becomes one episode named by its stream id, indexed in the
     order given. Complete episodes are skipped, partial ones redone; a failed
     job or a missing recording is reported (``status="failed"``) and the
-    rest goes on. ``progress`` shows a tqdm bar on stderr.
+    rest goes on. ``progress`` shows a tqdm bar on stderr when it is a terminal.
     """
     from tqdm import tqdm
 
@@ -469,7 +470,7 @@ def write_dataset(
             raise TypeError(f"streams takes stream id strings, not {stream_id!r}")
     summaries: list[EpisodeSummary] = []
     index = 0
-    with tqdm(total=len(stream_ids) or None, desc="dataset", unit="stream", disable=not progress) as bar:
+    with tqdm(total=len(stream_ids) or None, desc="dataset", unit="stream", disable=_bar_off(progress)) as bar:
         for job in jobs:
             try:
                 detail = client.wait_for_simulation(job, timeout=timeout, progress=False)
