@@ -16,6 +16,7 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from ._deadline import Deadline
 from .frames import FrameBuffer, FrameNumbering, VideoFrame
 from .types import Stats
 
@@ -147,11 +148,11 @@ def media_stats(
     )
 
 
-async def close_peer(pc: RTCPeerConnection | None, http: aiohttp.ClientSession | None, *, timeout: float) -> None:
-    """Close the peer connection (waiting at most ``timeout`` seconds) and then the HTTP session."""
+async def close_peer(pc: RTCPeerConnection | None, http: aiohttp.ClientSession | None, deadline: Deadline) -> None:
+    """Close the peer connection (by ``deadline``) and then the HTTP session."""
     if pc is not None:
         try:
-            await asyncio.wait_for(pc.close(), timeout)
+            await asyncio.wait_for(pc.close(), max(deadline.left(), 0.0))
         except (asyncio.TimeoutError, Exception) as exc:
             logger.debug("peer close: %r", exc)
     if http is not None:

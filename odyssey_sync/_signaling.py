@@ -14,6 +14,7 @@ import aiohttp
 from aiortc import RTCIceServer
 
 from . import protocol
+from ._deadline import Deadline
 from .errors import OdysseyAuthError, OdysseyConnectionError
 from .types import AdvancedConfig
 
@@ -71,15 +72,15 @@ class SignalingChannel:
                 logger.debug("signaling socket error: %s", self._ws.exception())
                 break
 
-    async def close(self, *, goodbye: bool) -> None:
-        """Close with 1000 "Client disconnect", after ``client_disconnecting`` if ``goodbye``."""
+    async def close(self, *, goodbye: bool, deadline: Deadline) -> None:
+        """Close with 1000 "Client disconnect", after ``client_disconnecting`` if ``goodbye``; by ``deadline``."""
         if self._ws.closed:
             return
         try:
             if goodbye:
-                await asyncio.wait_for(self.send(protocol.client_disconnecting()), _CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(self.send(protocol.client_disconnecting()), deadline.within(_CLOSE_TIMEOUT_S))
             await asyncio.wait_for(
-                self._ws.close(code=1000, message=protocol.CLIENT_CLOSE_REASON.encode()), _CLOSE_TIMEOUT_S
+                self._ws.close(code=1000, message=protocol.CLIENT_CLOSE_REASON.encode()), deadline.within(_CLOSE_TIMEOUT_S)
             )
         except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
             pass

@@ -24,6 +24,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
+from ._deadline import Deadline
 from ._media import VideoIn, close_peer
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
@@ -35,8 +36,16 @@ logger = logging.getLogger("odyssey_sync.spectator")
 
 _CONFIG_TIMEOUT_S = 5.0
 _POST_TIMEOUT_S = 10.0
+# Largest ICE config or SDP answer read: real ones are a few kilobytes.
+_MAX_REPLY_BYTES = 1024 * 1024
+# A 429 with Retry-After (too many spectators joining at once) is retried for this long, each wait at most
+# _MAX_RETRY_AFTER_S; the caller's timeout bounds it too.
+_JOIN_RETRY_BUDGET_S = 20.0
+_MAX_RETRY_AFTER_S = 10.0
+_REDACTED = "<redacted>"
 _DELETE_TIMEOUT_S = 1.0
-_PEER_CLOSE_TIMEOUT_S = 1.0
+# How long a teardown the session starts itself (after a failure) may take; disconnect() passes its own deadline.
+_TEARDOWN_S = 2.0
 # A broadcast sends ~20 frames a second; this long without one means it is gone.
 
 
@@ -52,8 +61,12 @@ def whep_endpoint(webrtc_url: str) -> str:
     return f"{webrtc_url.rstrip('/')}/whep"
 
 
-def _refusal(status: int, detail: str | None) -> Exception:
-    """The typed error of a refused WHEP offer."""
+def _refusal(status: int, detail: str | None, token: str = "") -> Exception:
+    """The typed error of a refused WHEP offer; the server's ``detail`` is quoted with ``token`` removed."""
+    if detail and token:
+        detail = detail.replace(token, _REDACTED)
+    if detail:
+        detail = protocol.scrub_urls(detail)[:300]
     said = f": {detail}" if detail else ""
     if status in (401, 403):
         return OdysseyAuthError(
@@ -67,7 +80,33 @@ def _refusal(status: int, detail: str | None) -> Exception:
         )
     if status == 503:
         return OdysseyConnectionError(f"The broadcast cannot take more spectators now (HTTP 503){said}; try again later")
+    if status == 429:
+        return OdysseyConnectionError(f"Too many spectators are joining this broadcast at once (HTTP 429){said}")
     return OdysseyConnectionError(f"WHEP connection failed: HTTP {status}{said}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The seconds of a ``Retry-After: <seconds>`` header, capped; ``None`` when absent or a date."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), _MAX_RETRY_AFTER_S)
+
+
+async def _read_limited(response: aiohttp.ClientResponse, what: str) -> bytes:
+    """The body, or :class:`OdysseyConnectionError` once it passes :data:`_MAX_REPLY_BYTES`."""
+    too_large = OdysseyConnectionError(
+        f"The broadcast server's {what} is larger than {_MAX_REPLY_BYTES} bytes; check the webrtc_url"
+    )
+    if response.content_length is not None and response.content_length > _MAX_REPLY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > _MAX_REPLY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class WhepSession:
@@ -127,7 +166,7 @@ class WhepSession:
             # aiortc gathers every candidate inside setLocalDescription (no trickle).
             await self.pc.setLocalDescription(await self.pc.createOffer())
             answer = await self._post_offer(self.pc.localDescription.sdp)
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await _apply_answer(self.pc, answer, self._token)
             await asyncio.shield(self._ready)
         except BaseException as exc:
             self._ended = True
@@ -143,7 +182,7 @@ class WhepSession:
         url = f"{protocol.origin_of(self.webrtc_url)}/config"
         try:
             async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=_CONFIG_TIMEOUT_S)) as response:
-                body = await response.read()
+                body = await _read_limited(response, "ICE config")
                 status = response.status
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise OdysseyConnectionError(f"Cannot reach the broadcast server: {_describe(exc)}") from None
@@ -151,13 +190,41 @@ class WhepSession:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
             servers = protocol.parse_ice_servers(json.loads(body))
-        except (ValueError, protocol.ProtocolError) as exc:
+        except (ValueError, RecursionError, protocol.ProtocolError) as exc:
             logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
             return None
         return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
 
     async def _post_offer(self, offer: str) -> str:
-        """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors."""
+        """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors.
+
+        A 429 with ``Retry-After`` (too many spectators joining with this
+        token at once) is retried after the time it names, for up to
+        :data:`_JOIN_RETRY_BUDGET_S`.
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + _JOIN_RETRY_BUDGET_S
+        while True:
+            status, body, headers = await self._post_once(offer)
+            wait = _retry_after(headers.get("Retry-After")) if status == 429 else None
+            if wait is None or loop.time() + wait > give_up_at:
+                break
+            logger.info("the broadcast answered 429 (spectators joining at once); retrying in %g s", wait)
+            await asyncio.sleep(wait)
+        if not 200 <= status < 300:
+            raise _refusal(status, _detail_of(body), self._token)
+        if not body.strip():
+            raise OdysseyConnectionError(f"WHEP connection failed: HTTP {status} without an SDP answer")
+        url = whep_endpoint(self.webrtc_url)
+        location = headers.get("Location")
+        self.location = urljoin(url, location) if location else None
+        if self.location is None:
+            logger.warning("the WHEP answer has no Location header; disconnect() cannot tell the server")
+        logger.debug("WHEP session %s", protocol.redact_url(self.location or ""))
+        return body
+
+    async def _post_once(self, offer: str) -> tuple[int, str, dict[str, str]]:
+        """One POST of the offer: status, body (at most :data:`_MAX_REPLY_BYTES`) and headers."""
         assert self._http is not None
         url = f"{whep_endpoint(self.webrtc_url)}?token={quote(self._token, safe='')}"
         try:
@@ -167,19 +234,10 @@ class WhepSession:
                 headers={"Content-Type": "application/sdp"},
                 timeout=aiohttp.ClientTimeout(total=_POST_TIMEOUT_S),
             ) as response:
-                body = await response.text()
-                if not 200 <= response.status < 300:
-                    raise _refusal(response.status, _detail_of(body))
-                location = response.headers.get("Location")
+                body = (await _read_limited(response, "WHEP answer")).decode("utf-8", "replace")
+                return response.status, body, dict(response.headers)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise OdysseyConnectionError(f"WHEP connection failed: {_describe(exc)}") from None
-        if not body.strip():
-            raise OdysseyConnectionError(f"WHEP connection failed: HTTP {response.status} without an SDP answer")
-        self.location = urljoin(url, location) if location else None
-        if self.location is None:
-            logger.warning("the WHEP answer has no Location header; disconnect() cannot tell the server")
-        logger.debug("WHEP session %s", protocol.redact_url(self.location or ""))
-        return body
 
     def _wire_peer(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -248,34 +306,37 @@ class WhepSession:
         # After a failure the server may still hold the viewer: tell it (bounded).
         self._start_teardown(error, delete=error is not None)
 
-    async def close(self, *, delete: bool) -> None:
+    async def close(self, *, delete: bool, deadline: Deadline) -> None:
         """Leave: ``DELETE <Location>`` first if ``delete``, then close the peer. Bounded; idempotent."""
         if self._teardown_task is not None:
             await asyncio.shield(self._teardown_task)
             return
         self._ended = True
         self.buffer.close(self.error)
-        await self._start_teardown(self.error, delete=delete)
+        await self._start_teardown(self.error, delete=delete, deadline=deadline)
 
-    def _start_teardown(self, error: BaseException | None, *, delete: bool) -> asyncio.Future[None]:
+    def _start_teardown(
+        self, error: BaseException | None, *, delete: bool, deadline: Deadline | None = None
+    ) -> asyncio.Future[None]:
         if self._teardown_task is None:
+            deadline = deadline or Deadline(_TEARDOWN_S, "spectator teardown")
             self._closing = True
-            self._teardown_task = create_task(self._teardown(error, delete=delete), name="odyssey-spectator-teardown")
+            self._teardown_task = create_task(self._teardown(error, delete, deadline), name="odyssey-spectator-teardown")
         return asyncio.shield(self._teardown_task)
 
-    async def _teardown(self, error: BaseException | None, *, delete: bool) -> None:
+    async def _teardown(self, error: BaseException | None, delete: bool, deadline: Deadline) -> None:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 await cancel_and_wait(task)
         if delete and self.location is not None and self._http is not None:
-            await self._delete()
-        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
+            await self._delete(deadline)
+        await close_peer(self.pc, self._http, deadline)
         self.buffer.close(error)
 
-    async def _delete(self) -> None:
+    async def _delete(self, deadline: Deadline) -> None:
         assert self._http is not None and self.location is not None
         try:
-            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=_DELETE_TIMEOUT_S)) as response:
+            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=deadline.within(_DELETE_TIMEOUT_S))) as response:
                 logger.debug("WHEP DELETE -> HTTP %d", response.status)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             logger.debug("WHEP DELETE failed: %s", _describe(exc))
@@ -290,11 +351,23 @@ async def _drain(track: MediaStreamTrack) -> None:
             return
 
 
+async def _apply_answer(pc: RTCPeerConnection, answer: str, token: str) -> None:
+    """Apply the server's answer SDP; one the peer cannot use is an :class:`OdysseyConnectionError`."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        reason = protocol.scrub_urls(str(exc)[:200]).replace(token, _REDACTED) if token else str(exc)[:200]
+        raise OdysseyConnectionError(
+            f"The broadcast server's WHEP answer cannot be used ({type(exc).__name__}: {reason}); "
+            "check that webrtc_url is a WHEP endpoint"
+        ) from None
+
+
 def _detail_of(body: str) -> str | None:
     """The ``detail`` of a JSON error body, if it is one."""
     try:
         return protocol.error_detail(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

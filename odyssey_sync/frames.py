@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterator, Optional, cast
 import av
 import numpy as np
 
-from .errors import OdysseyConnectionError, OdysseyStateError, OdysseyTimeoutError
+from ._deadline import Deadline
+from .errors import OdysseyStateError, OdysseyTimeoutError
 from .types import CURRENT_STREAM, DEFAULT_TIMEOUT, StreamView, Timeout
 
 __all__ = ["VideoFrame", "FrameBuffer", "FrameNumbering", "MediaStream"]
@@ -32,8 +33,6 @@ __all__ = ["VideoFrame", "FrameBuffer", "FrameNumbering", "MediaStream"]
 _FPS_WINDOW = 40
 # Views whose newest frame is remembered for latest_frame() (the current one is always kept).
 _MAX_VIEWS = 8
-# Condition waits are sliced so that Ctrl+C reaches a blocked caller promptly.
-_WAIT_SLICE_S = 0.25
 # RTP timestamps are 32-bit and start at a random value: a stream's media time wraps with them.
 _RTP_WRAP = 1 << 32
 
@@ -497,15 +496,11 @@ class FrameBuffer:
             return error
 
     def _wait(self, predicate: Callable[[], bool], timeout: float | None, what: str) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout, what)
         while not predicate():
-            if deadline is None:
-                self._cond.wait(_WAIT_SLICE_S)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline.expired:
                 raise OdysseyTimeoutError(f"no frame within {timeout:g} s ({what})")
-            self._cond.wait(min(remaining, _WAIT_SLICE_S))
+            self._cond.wait(deadline.slice())
 
 
 class MediaStream:

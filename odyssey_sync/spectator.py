@@ -33,7 +33,6 @@ __all__ = ["SpectatorConnection", "connect_to_stream"]
 
 logger = logging.getLogger("odyssey_sync.spectator")
 
-_CLOSE_BUDGET_S = 2.0
 _ENDED_MESSAGE = "The broadcast ended (or this spectator disconnected); call connect_to_stream() to watch again"
 
 
@@ -42,7 +41,7 @@ class _Runtime(Receiver[WhepSession]):
 
     def __init__(self, buffer_size: int, timeout: float | None, handlers: dict[str, Callable[..., Any] | None]) -> None:
         super().__init__(
-            name="odyssey-loop-spectator", buffer_size=buffer_size, timeout=timeout, release_budget_s=_CLOSE_BUDGET_S
+            name="odyssey-loop-spectator", buffer_size=buffer_size, timeout=timeout
         )
         self.handlers = handlers
 
@@ -88,7 +87,9 @@ class _Runtime(Receiver[WhepSession]):
 
     def close(self, *, delete: bool = False, discard: bool = True) -> None:
         """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent."""
-        self.release(lambda session: session.close(delete=delete), discard=discard, what="spectator disconnect")
+        self.release(
+            lambda session, deadline: session.close(delete=delete, deadline=deadline), discard=discard, what="spectator disconnect"
+        )
 
 
 def _release_at_exit(runtime: _Runtime) -> None:
