@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+from tqdm import tqdm
 
 from ._account import _bar_off
 from ._extras import require
@@ -484,13 +485,11 @@ def collect(
     ids = episode_ids(plan)
     results: dict[int, EpisodeResult] = {}
     todo: list[tuple[int, str, Episode]] = []
-    for index, (episode_id, episode) in enumerate(zip(ids, plan)):
+    for index, (episode_id, episode) in enumerate(zip(ids, plan, strict=True)):
         if target.is_complete(episode_id):
             results[index] = EpisodeResult(episode_id=episode_id, index=index, status="skipped")
         else:
             todo.append((index, episode_id, episode))
-
-    from tqdm import tqdm
 
     with tqdm(total=len(plan), initial=len(results), desc="episodes", unit="ep", disable=_bar_off(progress)) as bar:
 

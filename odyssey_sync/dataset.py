@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import av
+from tqdm import tqdm
 
 from ._account import _bar_off
 from ._extras import require
@@ -460,8 +461,6 @@ def write_dataset(
     job or a missing recording is reported (``status="failed"``) and the
     rest goes on. ``progress`` shows a tqdm bar on stderr when it is a terminal.
     """
-    from tqdm import tqdm
-
     dataset = Dataset(root)
     jobs = list(simulations)
     stream_ids = list(streams)

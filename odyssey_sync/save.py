@@ -286,7 +286,7 @@ class Mp4Writer:
                 return
             try:
                 self._encoder.encode(item)
-            except Exception as error:  # noqa: BLE001 - carried to the caller: write() and close() raise it
+            except Exception as error:  # carried to the caller: write() and close() raise it
                 self._error = error
                 return
 

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         detail = result.error or f"{result.frames} frames, stream {result.stream_id}"
         print(f"{result.episode_id:16} {result.status:9} {detail}")
     table = Dataset(args.out).read()
-    per_prompt = collections.Counter(zip(table.column("episode_id").to_pylist(), table.column("prompt_index").to_pylist()))
+    episodes, prompts = table.column("episode_id").to_pylist(), table.column("prompt_index").to_pylist()
+    per_prompt = collections.Counter(zip(episodes, prompts, strict=True))
     print(f"dataset: {table.num_rows} frame rows in {args.out / 'frames'}, videos in {args.out / 'videos'}")
     print(f"columns: {', '.join(table.column_names)}")
     print(f"frames per (episode, prompt): {dict(sorted(per_prompt.items()))}")

@@ -11,8 +11,8 @@ import pytest
 from video_checks import decode, decode_image, stamp_of
 
 from odyssey_sync import Odyssey, VideoFrame
-from odyssey_sync.local import LocalOdyssey
 from odyssey_sync import save as save_module
+from odyssey_sync.local import LocalOdyssey
 from odyssey_sync.save import Mp4Writer, record, save_image, write_mp4
 from odyssey_sync.stamp import read_stamp, write_stamp_rgb
 
@@ -175,4 +175,5 @@ def test_record_ends_with_the_stream(tmp_path: Path) -> None:
         summary = record(client, tmp_path / "whole.mp4")  # no seconds=: until the server's limit ends the stream
     video = decode(tmp_path / "whole.mp4")
     assert summary.frames == video.count and 3 <= video.count <= 25  # the 1 s the server allowed
-    assert video.stamps == list(range(video.stamps[0], video.stamps[0] + video.count))  # type: ignore[operator]
+    first = video.stamps[0]
+    assert first is not None and video.stamps == list(range(first, first + video.count))

@@ -45,7 +45,7 @@ def decode_image(path: Path) -> np.ndarray:
     """The RGB pixels of a PNG or JPEG."""
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
-        return frame.to_ndarray(format="rgb24")
+        return np.asarray(frame.to_ndarray(format="rgb24"))
 
 
 def stamp_of(frame: VideoFrame) -> int:
