@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -38,7 +39,7 @@ from ._version import __version__
 from .client import Odyssey
 from .errors import OdysseyConnectionError, OdysseyError, StreamDurationExceededError
 from .frames import VideoFrame
-from .types import SimulationJobStatus
+from .types import Acknowledgement, SimulationJobStatus
 
 __all__ = ["TimedPrompt", "main", "read_interacts"]
 
@@ -220,6 +221,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     for timed, outcome in result.prompts:
         print(f"prompt   {timed.at_s:.1f} s  {outcome}")
         failed += outcome.startswith("failed:")
+    if result.missed:
+        print(f"{PROG} stream: note: {result.missed} frames were dropped (writing fell behind the stream)", file=sys.stderr)
     if result.ended_early:
         print(f"{PROG} stream: note: {result.ended_early}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -230,17 +233,23 @@ class _Recorded:
     frames: int = 0
     size: str = "no video"
     seconds: float = 0.0
+    missed: int = 0
     prompts: list[tuple[TimedPrompt, str]] = attrs.Factory(list)
     ended_early: str | None = None
 
 
 def _record(
-    client: Odyssey, stream_id: str, writer: FrameWriter, args: argparse.Namespace, interacts: list[TimedPrompt]
+    client: Odyssey, started: Acknowledgement, writer: FrameWriter, args: argparse.Namespace, interacts: list[TimedPrompt]
 ) -> _Recorded:
-    """Write the stream's frames until ``args.seconds`` of stream time; send each prompt when its time comes."""
+    """Write the stream's frames until ``args.seconds`` of video; send each prompt when its time comes.
+
+    Prompts are timed by the clock from the stream's start, not by the frames
+    written, so a writer that falls behind does not delay them.
+    """
     result = _Recorded()
     queue, sent = list(interacts), []
     first: VideoFrame | None = None
+    previous_index = -1
     limit_ms = args.seconds * 1000
     progress = tqdm(
         total=args.seconds,
@@ -252,18 +261,20 @@ def _record(
     with progress as bar:
         try:
             for frame in client.frames(timeout=args.timeout):
-                if frame.stream_id != stream_id:
-                    continue  # video from before the start
-                if first is None:
-                    first = frame
-                _, time_ms = stream_position(frame, first)
-                if time_ms >= limit_ms:
-                    break
-                while queue and queue[0].at_s * 1000 <= time_ms:
+                while queue and time.monotonic() - started.received_at >= queue[0].at_s:
                     timed = queue.pop(0)
                     sent.append((timed, interact_nowait(client, timed.prompt)))
+                if frame.stream_id != str(started) or (frame.height > frame.width) != args.portrait:
+                    continue  # video from before the start (its last frames can arrive after it)
+                if first is None:
+                    first = frame
+                index, time_ms = stream_position(frame, first)
+                if time_ms >= limit_ms:
+                    break
                 writer.write(frame)
                 result.frames += 1
+                result.missed += max(0, index - previous_index - 1)
+                previous_index = index
                 result.seconds = time_ms / 1000
                 bar.update(result.seconds - bar.n)
             else:

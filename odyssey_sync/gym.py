@@ -37,6 +37,7 @@ from .client import Odyssey
 from .errors import (
     OdysseyConnectionError,
     OdysseyStreamError,
+    OdysseyTimeoutError,
     StreamDurationExceededError,
 )
 from .frames import VideoFrame
@@ -304,26 +305,38 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         return None
 
     def _wait_for_stream_frame(self, after: float, need_index: int | None) -> VideoFrame:
-        """The newest frame of this stream received after ``after`` with ``index >= need_index``."""
+        """The newest frame of this stream received after ``after`` with ``index >= need_index``.
+
+        Frames of another size are passed over: the last frames rendered before
+        a start can arrive after it (the idle world, landscape).
+        """
         client = self._client
         deadline = time.monotonic() + self._step_timeout
         frame = client.latest_frame()
+        misfit: VideoFrame | None = None
         while not self._acceptable(frame, after, need_index):
             moment = after
             if frame is not None and frame.stream_id == self._stream_id and frame.received_at > after:
                 moment = frame.received_at
-            frame = client.wait_for_frame(after=moment, timeout=max(0.0, deadline - time.monotonic()))
+                if (frame.width, frame.height) != self._frame_size:
+                    misfit = frame
+            try:
+                frame = client.wait_for_frame(after=moment, timeout=max(0.0, deadline - time.monotonic()))
+            except OdysseyTimeoutError:
+                if misfit is None:
+                    raise
+                width, height = self._frame_size
+                raise OdysseyStreamError(
+                    f"the stream's frames are {misfit.width}x{misfit.height} but the observation space is "
+                    f"{width}x{height}; construct the environment with portrait={not self._portrait}"
+                ) from None
         assert frame is not None
-        width, height = self._frame_size
-        if (frame.width, frame.height) != (width, height):
-            raise OdysseyStreamError(
-                f"the stream's frames are {frame.width}x{frame.height} but the observation space is "
-                f"{width}x{height}; construct the environment with portrait={not self._portrait}"
-            )
         return frame
 
     def _acceptable(self, frame: VideoFrame | None, after: float, need_index: int | None) -> bool:
         if frame is None or frame.stream_id != self._stream_id or frame.received_at <= after:
+            return False
+        if (frame.width, frame.height) != self._frame_size:
             return False
         return need_index is None or frame.index >= need_index
 
