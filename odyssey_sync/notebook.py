@@ -33,8 +33,8 @@ import av
 import numpy as np
 
 from ._extras import require
-from .errors import OdysseyError
-from .frames import VideoFrame
+from .errors import OdysseyError, OdysseyTimeoutError
+from .frames import VideoFrame, check_timeout, moment_of
 
 __all__ = ["FrameSource", "Preview", "encode_jpeg", "preview"]
 
@@ -79,12 +79,13 @@ class Preview:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._shown = threading.Condition()
+        self._active = False
 
     @property
     def running(self) -> bool:
         """Whether the background thread is updating the widget."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        return self._active
 
     def start(self) -> Preview:
         """Start updating the widget (again, after a stop); returns the preview."""
@@ -95,6 +96,7 @@ class Preview:
                 return self
             self._stop = threading.Event()
             self.error = None
+            self._active = True
             self._thread = threading.Thread(target=self._run, args=(self._stop,), name="odyssey-preview", daemon=True)
             self._thread.start()
         return self
@@ -111,7 +113,39 @@ class Preview:
             thread.join(timeout)
         return not self.running
 
+    def wait_for_frame(self, after: Any = None, timeout: float | None = 10.0) -> VideoFrame:
+        """The first frame shown that was received after ``after`` (a ``time.monotonic()``
+        value, or what ``interact()`` / ``start_stream()`` returned; default: now).
+
+        Raises :class:`OdysseyTimeoutError` after ``timeout`` seconds, and
+        :class:`OdysseyError` if the preview stops first.
+        """
+        moment = moment_of(after)
+        timeout = check_timeout(timeout)
+
+        def shown_after() -> bool:
+            frame = self.last_shown
+            return frame is not None and frame.received_at > moment
+
+        with self._shown:
+            if not self._shown.wait_for(lambda: shown_after() or not self.running, timeout):
+                raise OdysseyTimeoutError(f"the preview showed no new frame within {timeout:g} s")
+            if not shown_after():
+                raise OdysseyError("the preview stopped before showing a frame (the source disconnected or failed)")
+            frame = self.last_shown
+        assert frame is not None
+        return frame
+
     def _run(self, stop: threading.Event) -> None:
+        try:
+            self._show_frames(stop)
+        finally:
+            with self._shown:
+                if self._thread is threading.current_thread():  # not a thread that a restart replaced
+                    self._active = False
+                self._shown.notify_all()
+
+    def _show_frames(self, stop: threading.Event) -> None:
         encoder = _JpegEncoder(self._width, self._quality)
         shown: VideoFrame | None = None
         while not stop.is_set() and _connected(self._source):
@@ -119,16 +153,18 @@ class Preview:
                 frame = self._source.latest_frame()
             except OdysseyError as exc:
                 self.error = exc
-                break
+                return
             if frame is not None and frame is not shown:
                 try:
                     self.widget.value = encoder.encode(frame.data)
                 except Exception as exc:  # a widget or encoder failure ends the preview, never the kernel
                     logger.warning("the preview stopped: %s", exc)
                     self.error = exc
-                    break
-                shown = self.last_shown = frame
-                self.frames_shown += 1
+                    return
+                with self._shown:
+                    shown = self.last_shown = frame
+                    self.frames_shown += 1
+                    self._shown.notify_all()
             stop.wait(self._interval)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
