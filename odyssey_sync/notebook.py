@@ -220,7 +220,8 @@ class _JpegEncoder:
             context.options = {"qmin": str(self._quality), "qmax": str(self._quality)}
             self._context = context
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        image = image.reformat(width=out_w, height=out_h, format="yuvj420p")
+        # Fast bilinear: about half the time of the default bilinear scaler, and plenty for a preview.
+        image = image.reformat(width=out_w, height=out_h, format="yuvj420p", interpolation="FAST_BILINEAR")
         image.pts = self._pts
         self._pts += 1
         return b"".join(bytes(packet) for packet in context.encode(image))
