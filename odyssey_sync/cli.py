@@ -10,7 +10,8 @@
     odyssey local                                  # a local server to try it all on
 
 Exit codes: 0 done, 1 the service, the network or a file failed, 2 a usage
-error (arguments, input files, no API key), 130 interrupted. Errors are one
+error (arguments, input files, no API key), 130 interrupted (``stream`` keeps
+the video recorded until Ctrl+C). Errors are one
 line on stderr without a traceback; the API key is never printed.
 """
 
@@ -37,7 +38,7 @@ from ._account import ARTIFACTS
 from ._interim import interact_nowait, stream_position
 from ._version import __version__
 from .client import Odyssey
-from .errors import OdysseyConnectionError, OdysseyError, StreamDurationExceededError
+from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, StreamDurationExceededError
 from .frames import VideoFrame
 from .types import Acknowledgement, SimulationJobStatus
 
@@ -212,6 +213,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
         out = _output_path(args.out, stream_id)
         with open_mp4_writer(out) as writer:
             result = _record(client, stream_id, writer, args, interacts)
+            if not result.frames and result.interrupted:
+                raise KeyboardInterrupt
+            if not result.frames:
+                raise OdysseyStreamError(f"no video of the stream arrived ({result.ended_early or 'nothing to write'})")
         if client.current_stream_id == stream_id:
             client.end_stream()
     print(f"stream   {stream_id}")
@@ -225,6 +230,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print(f"{PROG} stream: note: {result.missed} frames were dropped (writing fell behind the stream)", file=sys.stderr)
     if result.ended_early:
         print(f"{PROG} stream: note: {result.ended_early}", file=sys.stderr)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -236,6 +243,7 @@ class _Recorded:
     missed: int = 0
     prompts: list[tuple[TimedPrompt, str]] = attrs.Factory(list)
     ended_early: str | None = None
+    interrupted: bool = False
 
 
 def _record(
@@ -283,6 +291,9 @@ def _record(
             if not isinstance(exc.__cause__, StreamDurationExceededError):
                 raise
             result.ended_early = f"the server ended the stream after {result.seconds:.1f} s: {exc.__cause__}"
+        except KeyboardInterrupt:  # Ctrl+C ends the recording early; the video so far is kept
+            result.interrupted = True
+            result.ended_early = f"interrupted after {result.seconds:.1f} s; the video so far is kept"
     if first is not None:
         result.size = f"{first.width}x{first.height}"
     for timed, future in sent:

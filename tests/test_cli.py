@@ -6,8 +6,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,37 @@ def test_stream_portrait_into_a_folder_with_a_json_interacts_file(server: LocalO
     size, count, _ = decode(tmp_path / "videos" / f"{stream_id}.mp4")
     assert size == (704, 1280) and count >= 20
     assert [event["prompt"] for event in received_updates(server, stream_id, tmp_path)] == [JUMP]
+
+
+def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp_path: Path) -> None:
+    out = tmp_path / "interrupted.mp4"
+    env = {**os.environ, "ODYSSEY_API_URL": server.url, "ODYSSEY_API_KEY": server.api_key}
+    command = [sys.executable, "-m", "odyssey_sync.cli", "stream", "A cat", "--seconds", "60", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    recording = threading.Event()
+    progress = bytearray()
+
+    def watch_progress() -> None:
+        assert process.stderr is not None
+        while chunk := process.stderr.read1(256):
+            progress.extend(chunk)
+            if re.search(rb"Recording [1-9]\.\d/60", progress):  # a second of video is written
+                recording.set()
+
+    reader = threading.Thread(target=watch_progress, daemon=True)
+    reader.start()
+    try:
+        assert recording.wait(60), progress.decode(errors="replace")
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    reader.join(10)
+    assert process.returncode == 130
+    assert b"interrupted after" in progress
+    frames = int(re.search(rb"\((\d+) frames", stdout).group(1))  # type: ignore[union-attr]
+    size, count, _ = decode(out)
+    assert size == (1280, 704) and count == frames >= 20
 
 
 def test_recordings_list_and_download(server: LocalOdyssey, tmp_path: Path) -> None:
