@@ -1,4 +1,4 @@
-"""Run every benchmark figure (P1..P11), print the table and write the report.
+"""Run every benchmark figure (P1..P12), print the table and write the report.
 
     python -m benchmarks                      # everything, full length (~27 min; P7 alone is 10 min)
     python -m benchmarks --quick              # every scenario shortened (5-10 s, 10 cycles): a smoke run
@@ -42,6 +42,7 @@ SCENARIOS: tuple[str, ...] = (
     "benchmarks.p09_concurrency",
     "benchmarks.p10_broadcast",
     "benchmarks.p11_recording",
+    "benchmarks.p12_steering",
     "benchmarks.p07_memory",  # last: the 10-minute stream
 )
 """Scenario modules in execution order (the report lists figures in numeric order)."""
@@ -204,7 +205,7 @@ def _selected(only: str | None) -> list[str]:
             chosen.append(name)
     unknown = wanted - {importlib.import_module(name).FIGURE.upper() for name in chosen}
     if unknown:
-        raise SystemExit(f"--only: unknown figures {sorted(unknown)}; use P1..P11")
+        raise SystemExit(f"--only: unknown figures {sorted(unknown)}; use P1..P12")
     return chosen
 
 

@@ -33,7 +33,7 @@ from benchmarks.metrics import (
 from odyssey_sync import Odyssey, OdysseyTimeoutError
 from odyssey_sync.stamp import read_stamp
 
-__all__ = ["broadcast", "connects", "cycles", "interactive", "memory_stream", "starts", "stream"]
+__all__ = ["broadcast", "connects", "cycles", "interactive", "memory_stream", "starts", "steering", "stream"]
 
 _LANDSCAPE = False
 
@@ -167,6 +167,73 @@ def _control_loop(client: Odyssey, meter: ServerMeter, seconds: float, rate_hz: 
         "frame_age_ms": summarize(ages),
         "server": server_window,
     }
+
+
+def steering(
+    server: dict[str, Any], seconds: float, rate_hz: float, wait: bool, steer_every: int = 5, warmup: float = 2.0
+) -> dict[str, Any]:
+    """A ``rate_hz`` control loop that reads ``latest_frame()`` every step and steers with ``interact()``
+    every ``steer_every`` steps (a policy that changes its mind twice a second at 10 Hz and 5; 0 never steers).
+
+    ``wait=True`` blocks on each acknowledgement; ``wait=False`` takes the
+    future and checks it on later steps. Reports the loop's periods (tick to
+    tick, as the loop experiences them), the time spent inside ``interact()``
+    calls, and the acknowledgement round trips (call to reply).
+    """
+    period = 1.0 / rate_hz
+    periods: list[float] = []
+    calls: list[float] = []
+    acks: list[float] = []
+    failures = 0
+    pending: list[tuple[float, Any]] = []
+
+    def collect(block: bool) -> None:
+        nonlocal failures, pending
+        still = []
+        for began, future in pending:
+            if not block and not future.done():
+                still.append((began, future))
+                continue
+            try:
+                acks.append((future.result(timeout=10).received_at - began) * 1000)
+            except Exception:
+                failures += 1
+        pending = still
+
+    with _client(server) as client:
+        client.connect()
+        client.start_stream("A robot arm over a table", portrait=_LANDSCAPE)
+        _warm(client, warmup)
+        t0 = time.monotonic()
+        tick = last = t0
+        step = 0
+        while tick < t0 + seconds:
+            frame = client.latest_frame()
+            if frame is not None:
+                frame.data
+            if steer_every and step % steer_every == 0:
+                sent = time.monotonic()
+                prompt = f"The arm moves to position {step}"
+                if wait:
+                    try:
+                        ack = client.interact(prompt, timeout=10)
+                        acks.append((ack.received_at - sent) * 1000)
+                    except Exception:
+                        failures += 1
+                else:
+                    pending.append((sent, client.interact(prompt, wait=False, timeout=10)))
+                calls.append((time.monotonic() - sent) * 1000)
+            collect(block=False)
+            step += 1
+            tick += period
+            time.sleep(max(0.0, tick - time.monotonic()))
+            now = time.monotonic()
+            periods.append((now - last) * 1000)
+            last = now
+        collect(block=True)
+        client.end_stream()
+    return {"steps": step, "steer_every": steer_every, "period_ms": summarize(periods), "call_ms": summarize(calls),
+            "ack_ms": summarize(acks), "failures": failures}
 
 
 def connects(server: dict[str, Any], n: int, pause: float = 0.2) -> dict[str, Any]:

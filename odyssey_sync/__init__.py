@@ -32,6 +32,8 @@ from .frames import MediaStream, VideoFrame
 from .scripts import ScriptError, prompt_list_script
 from .spectator import SpectatorConnection, connect_to_stream
 from .types import (
+    CURRENT_STREAM,
+    DEFAULT_TIMEOUT,
     Acknowledgement,
     AdvancedConfig,
     BroadcastInfo,
@@ -52,6 +54,8 @@ from .types import (
 from ._version import __version__
 
 __all__ = [
+    "CURRENT_STREAM",
+    "DEFAULT_TIMEOUT",
     "Acknowledgement",
     "AccountSuspendedError",
     "AdvancedConfig",

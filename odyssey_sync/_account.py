@@ -40,6 +40,7 @@ from .errors import (
 )
 from .rest import _USER_AGENT, _is_timeout, _network_reason
 from .types import (
+    DEFAULT_TIMEOUT,
     Recording,
     SimulationJobDetail,
     SimulationJobInfo,
@@ -48,6 +49,7 @@ from .types import (
     SimulationStream,
     StreamRecordingInfo,
     StreamRecordingsList,
+    Timeout,
 )
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ class AccountMethods:
 
     # -- recordings ---------------------------------------------------------------------------
 
-    def get_recording(self, stream_id: str, *, timeout: float | None = ...) -> Recording:  # type: ignore[assignment]
+    def get_recording(self, stream_id: str, *, timeout: Timeout = DEFAULT_TIMEOUT) -> Recording:
         """Presigned download URLs (valid about an hour) of a finished stream's recording.
 
         Any URL may be ``None`` while that artifact is not available.
@@ -128,7 +130,7 @@ class AccountMethods:
         limit: int | None = None,
         offset: int | None = None,
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> StreamRecordingsList:
         """One page of this account's streams that have recordings, newest first.
 
@@ -151,7 +153,7 @@ class AccountMethods:
         self,
         page_size: int = 50,
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> Iterator[StreamRecordingInfo]:
         """Every stream recording of this account, newest first, fetched ``page_size`` at a time.
 
@@ -183,7 +185,7 @@ class AccountMethods:
         *,
         what: str | Iterable[str] = ("video",),
         progress: bool = True,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> dict[str, Path]:
         """Download a stream's recorded artifacts and return ``{artifact: path}``.
 
@@ -197,7 +199,7 @@ class AccountMethods:
 
         Each file is written to a temporary file next to it and renamed into
         place when complete, so an error or Ctrl+C never leaves a partial file.
-        ``progress`` shows a tqdm bar per file on stderr. ``timeout`` bounds
+        ``progress`` shows a tqdm bar per file on stderr when it is a terminal. ``timeout`` bounds
         the metadata request and each wait for data; a download that keeps
         receiving data is not cut off.
 
@@ -268,7 +270,7 @@ class AccountMethods:
         script_url: str | None = None,
         portrait: bool = True,
         bypass_prompt_expansion: bool | None = None,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> SimulationJobDetail:
         """Submit a simulation job: a scripted video rendered offline, no connection needed.
 
@@ -332,7 +334,7 @@ class AccountMethods:
         self,
         job_id: str | SimulationJobInfo | SimulationJobDetail,
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> SimulationJobDetail:
         """The current state of a simulation job, with its streams once completed.
 
@@ -356,7 +358,7 @@ class AccountMethods:
         active: bool | None = None,
         limit: int | None = None,
         offset: int | None = None,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> SimulationJobsList:
         """One page of this account's simulation jobs.
 
@@ -384,7 +386,7 @@ class AccountMethods:
         self,
         job_id: str | SimulationJobInfo | SimulationJobDetail,
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> SimulationJobInfo:
         """Cancel a pending or dispatched simulation job.
 
@@ -417,7 +419,7 @@ class AccountMethods:
         self,
         job_id: str | SimulationJobInfo | SimulationJobDetail,
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
         progress: bool = True,
         poll_interval: float = 1.0,
     ) -> SimulationJobDetail:
@@ -426,7 +428,8 @@ class AccountMethods:
         A failed or cancelled job is returned, not raised: check
         ``detail.status`` (and ``detail.error_message``). Polls start every
         ``poll_interval`` seconds and slow down by 1.5x up to 10 s;
-        ``progress`` shows the status on stderr with tqdm. Jobs usually take
+        ``progress`` shows the status on stderr with tqdm when stderr is a
+        terminal (nothing in logs, pipes or CI). Jobs usually take
         minutes, longer than the client's default timeout: pass a generous
         ``timeout`` or ``None`` to wait until it finishes. On expiry raises
         :class:`OdysseyTimeoutError`; the job keeps running, so calling again
@@ -445,7 +448,7 @@ class AccountMethods:
         ceiling = max(_MAX_POLL_INTERVAL_S, interval)
         status = "unknown"
         failures = 0
-        with tqdm(total=None, desc=f"Simulation {job}", bar_format="{desc} [{elapsed}]", disable=not progress) as bar:
+        with tqdm(total=None, desc=f"Simulation {job}", bar_format="{desc} [{elapsed}]", disable=_bar_off(progress)) as bar:
             while True:
                 if budget.left() <= 0:
                     raise _still_running(job, status, call_timeout)
@@ -800,7 +803,7 @@ def _fetch(
             length = response.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() and not encoded else None
             with tqdm(
-                total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress
+                total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=_bar_off(progress)
             ) as bar:
                 for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
                     out.write(chunk)
@@ -838,3 +841,8 @@ def _check_download_status(status: int, kind: str, host: str) -> None:
     if status >= 500:
         raise OdysseyConnectionError(f"Downloading the {kind} failed: HTTP {status} from {host}; try again")
     raise OdysseyError(f"Downloading the {kind} failed: HTTP {status} from {host}")
+
+
+def _bar_off(progress: bool) -> bool | None:
+    """tqdm's ``disable``: ``None`` shows the bar only when stderr is a terminal (never in logs or CI)."""
+    return None if progress else True

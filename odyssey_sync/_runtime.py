@@ -22,10 +22,14 @@ def shut_down(
     *,
     budget_s: float,
     what: str,
+    discard: bool,
 ) -> None:
     """Run ``close`` on the loop (within ``budget_s``), stop both threads, give the memory back.
 
-    Best effort after the budget: stopping the loop cancels whatever is left.
+    ``discard`` lets go of the frames still buffered (the user left); without
+    it they stay readable until the user disconnects (the server or the
+    network ended the connection). Best effort after the budget: stopping the
+    loop cancels whatever is left.
     aiortc's peer objects live in reference cycles, so they are collected here
     and the freed pages returned to the OS (see :mod:`._heap`).
     """
@@ -37,7 +41,7 @@ def shut_down(
                 logger.debug("%s: %r", what, exc)
         else:
             close.close()
-    buffer.close()
+    buffer.close(discard=discard)
     loop.stop(timeout=1.0)
     dispatcher.stop(timeout=0.5)
     gc.collect()

@@ -8,7 +8,7 @@ thread-safe methods, and stores frames in a :class:`FrameBuffer`.
 from __future__ import annotations
 
 import asyncio
-import collections
+import concurrent.futures
 import logging
 import time
 from typing import Any, Protocol
@@ -27,11 +27,21 @@ from .errors import (
     OdysseyConnectionError,
     OdysseyError,
     OdysseyStreamError,
-    StreamDurationExceededError,
+    OdysseyTimeoutError,
     connection_error_from_reason,
-    stream_error_from_reason,
 )
-from .frames import FrameBuffer, VideoFrame
+from .frames import FrameBuffer, FrameNumbering, VideoFrame
+from .stream_protocol import (
+    BroadcastReady,
+    InteractAcknowledged,
+    MessageIgnored,
+    Request,
+    RequestDone,
+    StreamEnded,
+    StreamErrorReceived,
+    StreamProtocol,
+    StreamStarted,
+)
 from .types import AdvancedConfig, BroadcastInfo
 
 logger = logging.getLogger("odyssey_sync.session")
@@ -39,8 +49,6 @@ logger = logging.getLogger("odyssey_sync.session")
 _PEER_CLOSE_TIMEOUT_S = 2.0
 # After a normal signaling close, how long the data channel may still deliver the server's last words.
 _MEDIA_GRACE_S = 1.0
-# Replies whose request timed out, remembered so a late one is not taken for the next request's.
-_MAX_ORPHANS = 8
 
 
 class SessionListener(Protocol):
@@ -55,17 +63,6 @@ class SessionListener(Protocol):
     def session_broadcast_ready(self, info: BroadcastInfo) -> None: ...
     def session_error(self, error: BaseException) -> None: ...
     def session_ended(self, error: BaseException | None) -> None: ...
-
-
-class _Pending:
-    """One request waiting for its reply."""
-
-    __slots__ = ("reply_type", "future", "prompt")
-
-    def __init__(self, reply_type: str, future: asyncio.Future[dict[str, Any]], prompt: str | None) -> None:
-        self.reply_type = reply_type
-        self.future = future
-        self.prompt = prompt
 
 
 class Session:
@@ -100,17 +97,15 @@ class Session:
         self._track: MediaStreamTrack | None = None
         self._ready: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._orphans: collections.deque[tuple[str, str | None]] = collections.deque(maxlen=_MAX_ORPHANS)
+        self.stream = StreamProtocol()
+        self._numbering = FrameNumbering()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ended = False
         self._closing = False
         self._signaling_closed_normally = False
         self._media_gone = asyncio.Event()
         self._teardown_task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
-        self.stream_id: str | None = None
-        self.prompt: str | None = None
-        self._frame_index = 0
         self._last_frame_at: float | None = None
         self.connected_at: float | None = None
 
@@ -128,6 +123,16 @@ class Session:
         return self._ended
 
     @property
+    def stream_id(self) -> str | None:
+        """The running stream's id."""
+        return self.stream.stream_id
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt in force on the running stream, as the server applied it."""
+        return self.stream.prompt
+
+    @property
     def connection_state(self) -> str | None:
         """The peer connection's state."""
         return self.pc.connectionState if self.pc is not None else None
@@ -141,7 +146,7 @@ class Session:
 
     async def open(self) -> None:
         """Connect: ICE config, signaling, offer/answer, until video and ``clientToStreamer`` are up."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self._http = aiohttp.ClientSession()
         try:
@@ -302,14 +307,7 @@ class Session:
                 if not self._closing and not self._ended:
                     self.fail(OdysseyConnectionError("the video track ended; connect again"))
                 return
-            frame = VideoFrame(
-                decoded,
-                index=self._frame_index,
-                received_at=time.monotonic(),
-                stream_id=self.stream_id,
-                prompt=self.prompt,
-            )
-            self._frame_index += 1
+            frame = self._numbering.frame(decoded, stream_id=self.stream.stream_id, prompt=self.stream.prompt)
             self._last_frame_at = frame.received_at
             self.buffer.put(frame)
             self._notify("session_frame", frame)
@@ -335,100 +333,101 @@ class Session:
         self._route(message)
 
     def _route(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        now = time.monotonic()
-        if kind == protocol.STREAM_STARTED:
-            stream_id = message.get("stream_id")
-            if not isinstance(stream_id, str):
-                self._nonfatal(OdysseyStreamError("stream_started without a stream_id"))
-                return
-            applied = message.get("applied_prompt")
-            self.stream_id = stream_id
-            if isinstance(applied, str):
-                self.prompt = applied
-            self.buffer.set_stream(stream_id)
-            self._resolve(kind, message, now, stream_id)
-            self._notify("session_stream_started", stream_id, applied if isinstance(applied, str) else "")
-        elif kind == protocol.UPDATE_ACKNOWLEDGED:
-            prompt = message.get("prompt")
-            prompt = prompt if isinstance(prompt, str) else ""
-            self.prompt = prompt
-            self._resolve(kind, message, now, prompt)
-            self._notify("session_interact_acknowledged", prompt)
-        elif kind == protocol.STREAM_ENDED:
-            self._stream_over()
-            self._resolve(kind, message, now, None)
-            self._notify("session_stream_ended")
-        elif kind == protocol.STREAM_ERROR:
-            self._on_stream_error(str(message.get("reason", "unknown")), str(message.get("message", "")))
-        elif kind == protocol.BROADCAST_READY:
-            self._on_broadcast_ready(message)
-        else:
-            logger.debug("ignoring streamer message %r", kind)
-
-    def _stream_over(self) -> None:
-        self.stream_id = None
-        self.buffer.set_stream(None)
-
-    def _resolve(self, reply_type: str, message: dict[str, Any], now: float, text: str | None) -> None:
-        message["_received_at"] = now
-        candidates = [p for p in self._pending if p.reply_type == reply_type and not p.future.done()]
-        if reply_type == protocol.UPDATE_ACKNOWLEDGED and text is not None:
-            orphan = next((o for o in self._orphans if o[0] == reply_type and _matches(text, o[1])), None)
-            if orphan is not None and not any(_matches(text, p.prompt) for p in candidates):
-                self._orphans.remove(orphan)
-                logger.debug("late acknowledgement of a timed-out interact ignored")
-                return
-        if candidates:
-            pending = candidates[0]
-            self._pending.remove(pending)
-            pending.future.set_result(message)
-
-    def _on_stream_error(self, reason: str, message: str) -> None:
-        error = stream_error_from_reason(reason, message)
-        self._notify("session_stream_error", reason, message)
-        if isinstance(error, StreamDurationExceededError):
-            # The server closes the connection after a lease expires: every pending call and puller gets
-            # the error (failing before the stream is marked over, so frames() raises instead of ending).
-            self.fail(error)
-            self._stream_over()
-            return
-        for pending in list(self._pending):
-            if pending.reply_type in (protocol.STREAM_STARTED, protocol.UPDATE_ACKNOWLEDGED) and not pending.future.done():
-                self._pending.remove(pending)
-                pending.future.set_exception(error)
-                break
-
-    def _on_broadcast_ready(self, message: dict[str, Any]) -> None:
-        webrtc_url, token = message.get("webrtc_url"), message.get("spectator_token")
-        if isinstance(webrtc_url, str) and webrtc_url and isinstance(token, str) and token:
-            hls = message.get("broadcast_url")
-            self._notify("session_broadcast_ready", BroadcastInfo(hls if isinstance(hls, str) else None, webrtc_url, token))
-        else:
-            self._notify("session_stream_error", "broadcast_error", "Broadcast setup incomplete: missing playback URL or token")
+        self.stream.receive(message, time.monotonic())
+        self._pump_protocol()
 
     # -- requests --------------------------------------------------------------------------------
 
-    async def request(self, message: dict[str, Any], reply_type: str, *, via_signaling: bool = False) -> dict[str, Any]:
-        """Send a stream message and wait for its reply (register first, then send)."""
-        if self._ended:
-            raise self._gone_error()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        prompt = message.get("prompt") if isinstance(message.get("prompt"), str) else None
-        pending = _Pending(reply_type, future, prompt)
-        self._pending.append(pending)
+    def submit(self, request: Request, timeout: float | None) -> concurrent.futures.Future[Any]:
+        """From any thread: queue a stream request; the future resolves with its reply's result.
+
+        ``timeout`` (seconds, counted from now, queueing included) fails the
+        future with :class:`OdysseyTimeoutError`; cancelling the future abandons
+        the request (never sent if it has not left yet; its late reply ignored if it has).
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        request.handle = future
+        loop = self._loop
         try:
-            self._send(message, via_signaling)
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            if pending in self._pending:
-                self._pending.remove(pending)
-                self._orphans.append((reply_type, prompt))
-            raise
-        except BaseException:
-            if pending in self._pending:
-                self._pending.remove(pending)
-            raise
+            if loop is None or loop.is_closed():
+                raise RuntimeError("the loop is gone")
+            loop.call_soon_threadsafe(self._submit, request, timeout)
+        except RuntimeError:  # the loop stopped under us
+            future.set_exception(self._gone_error())
+            return future
+        future.add_done_callback(lambda done: self._abandon_threadsafe(request) if done.cancelled() else None)
+        return future
+
+    def _submit(self, request: Request, timeout: float | None) -> None:
+        future: concurrent.futures.Future[Any] = request.handle
+        if future.done():
+            return  # cancelled before it reached the loop
+        if self._ended:
+            self.stream.fail(self._gone_error())
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, self._expire, request, timeout)
+            future.add_done_callback(lambda _: timer.cancel())
+        self.stream.submit(request)
+        self._pump_protocol()
+
+    def _expire(self, request: Request, timeout: float) -> None:
+        self.stream.abandon(request, OdysseyTimeoutError(f"{request.what} timed out after {timeout:g} s"))
+        self._pump_protocol()
+
+    def _abandon_threadsafe(self, request: Request) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._abandon, request)
+            except RuntimeError:
+                pass
+
+    def _abandon(self, request: Request) -> None:
+        self.stream.abandon(request, OdysseyConnectionError(f"{request.what} was abandoned by its caller"))
+        self._pump_protocol()
+
+    def _pump_protocol(self) -> None:
+        """Send what the stream protocol releases, then act on what it reports, in order."""
+        for request in self.stream.requests_to_send():
+            try:
+                self._send(request.message, request.via_signaling)
+            except OdysseyError as exc:
+                self.stream.abandon(request, exc, sent=False)
+        for event in self.stream.events_received():
+            self._on_stream_event(event)
+
+    def _on_stream_event(self, event: Any) -> None:
+        if isinstance(event, RequestDone):
+            future: concurrent.futures.Future[Any] = event.request.handle
+            try:
+                if event.error is not None:
+                    future.set_exception(event.error)
+                else:
+                    future.set_result(event.result)
+            except concurrent.futures.InvalidStateError:
+                pass  # the caller cancelled it meanwhile
+        elif isinstance(event, StreamStarted):
+            self.buffer.set_stream(event.stream_id)
+            self._notify("session_stream_started", event.stream_id, event.applied_prompt)
+        elif isinstance(event, InteractAcknowledged):
+            self._notify("session_interact_acknowledged", event.prompt)
+        elif isinstance(event, StreamEnded):
+            if event.error is None:
+                self.buffer.set_stream(None)
+                self._notify("session_stream_ended")
+            else:  # the server ended the stream and closes the connection: both at once for pullers
+                self.buffer.close(as_connection_error(event.error), end_stream=True)
+        elif isinstance(event, StreamErrorReceived):
+            self._notify("session_stream_error", event.reason, event.message)
+            if event.fatal:
+                self.fail(event.error)
+        elif isinstance(event, BroadcastReady):
+            if event.info is not None:
+                self._notify("session_broadcast_ready", event.info)
+            else:
+                self._notify("session_stream_error", "broadcast_error", "Broadcast setup incomplete: missing playback URL or token")
+        elif isinstance(event, MessageIgnored):
+            self._nonfatal(event.error)
 
     def _send(self, message: dict[str, Any], via_signaling: bool) -> None:
         text = protocol.encode(message)
@@ -473,19 +472,13 @@ class Session:
         gone = error or OdysseyConnectionError("the server closed the connection; connect again")
         # The owner hears first, so callers woken below already see the failed status.
         self._notify("session_ended", error)
-        self._reject_pending(gone)
+        self.stream.fail(gone)
+        self._pump_protocol()
         self.buffer.close(as_connection_error(error))
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(gone)
             self._ready.exception()  # retrieved: open() re-raises it
         self._start_teardown(error, goodbye=False)
-
-    def _reject_pending(self, error: BaseException) -> None:
-        while self._pending:
-            pending = self._pending.popleft()
-            if not pending.future.done():
-                pending.future.set_exception(error)
-                pending.future.exception()
 
     async def close(self) -> None:
         """Close cleanly: ``client_disconnecting``, close code 1000, peer closed. Bounded."""
@@ -494,7 +487,8 @@ class Session:
             return
         already_ended = self._ended
         self._ended = True
-        self._reject_pending(OdysseyConnectionError("disconnect() was called"))
+        self.stream.fail(OdysseyConnectionError("disconnect() was called"))
+        self._pump_protocol()
         self.buffer.close(self.error)
         await self._start_teardown(self.error, goodbye=not already_ended)
 
@@ -525,10 +519,6 @@ def as_connection_error(error: BaseException | None) -> BaseException | None:
     wrapped = OdysseyConnectionError(f"The connection ended: {error}", reason=getattr(error, "reason", None))
     wrapped.__cause__ = error
     return wrapped
-
-
-def _matches(ack: str, prompt: str | None) -> bool:
-    return bool(prompt) and prompt.strip().lower() in ack.lower()  # type: ignore[union-attr]
 
 
 _CHANNEL_MESSAGE_TYPES = frozenset(

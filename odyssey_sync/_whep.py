@@ -28,7 +28,7 @@ from . import _jitter, protocol
 from ._media import close_peer, transport_counters, watch_video
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
-from .frames import FrameBuffer, VideoFrame
+from .frames import FrameBuffer, FrameNumbering, VideoFrame
 
 __all__ = ["SpectatorListener", "WhepSession", "whep_endpoint"]
 
@@ -80,11 +80,15 @@ class WhepSession:
     frame puller wakes.
     """
 
-    def __init__(self, *, webrtc_url: str, token: str, buffer: FrameBuffer, listener: SpectatorListener) -> None:
-        """Bind the parts; nothing happens until :meth:`open`."""
+    def __init__(
+        self, *, webrtc_url: str, token: str, stream_id: str | None, buffer: FrameBuffer, listener: SpectatorListener
+    ) -> None:
+        """Bind the parts; nothing happens until :meth:`open`. Frames are tagged with ``stream_id``."""
         self.webrtc_url = webrtc_url.rstrip("/")
         self._token = token
+        self.stream_id = stream_id
         self.buffer = buffer
+        self._numbering = FrameNumbering()
         self._listener = listener
         self._http: aiohttp.ClientSession | None = None
         self.pc: RTCPeerConnection | None = None
@@ -92,7 +96,6 @@ class WhepSession:
         self._ready: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._video: MediaStreamTrack | None = None
-        self._frame_index = 0
         self._last_frame_at: float | None = None
         self._ended = False
         self._closing = False
@@ -115,6 +118,7 @@ class WhepSession:
     async def open(self) -> None:
         """Connect, and return once the first video frame is decoded."""
         self._ready = asyncio.get_running_loop().create_future()
+        self.buffer.set_stream(self.stream_id)
         self._http = aiohttp.ClientSession()
         try:
             ice_servers = await self._fetch_ice_servers()
@@ -212,8 +216,7 @@ class WhepSession:
                 if not self._closing:
                     self._end(None)
                 return
-            frame = VideoFrame(decoded, index=self._frame_index, received_at=time.monotonic())
-            self._frame_index += 1
+            frame = self._numbering.frame(decoded, stream_id=self.stream_id, prompt=None)
             self._last_frame_at = frame.received_at
             self.buffer.put(frame)
             if self._ready is not None and not self._ready.done():
@@ -246,6 +249,8 @@ class WhepSession:
             return
         self._ended = True
         self.error = error
+        if error is None:
+            self.buffer.set_stream(None)  # the broadcast is over: frames() ends cleanly
         try:
             self._listener.spectator_ended(error)
         except Exception:

@@ -7,14 +7,14 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Literal, overload
 
 import aiohttp
 
@@ -28,10 +28,13 @@ from ._runtime import shut_down
 from ._regions import measure_region_latencies
 from ._session import Session
 from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
-from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
+from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
 from .rest import RestClient
 from .spectator import SpectatorConnection, connect_to_stream
+from .stream_protocol import Request
 from .types import (
+    CURRENT_STREAM,
+    DEFAULT_TIMEOUT,
     Acknowledgement,
     AdvancedConfig,
     BroadcastInfo,
@@ -39,6 +42,8 @@ from .types import (
     ConnectionStatus,
     Stats,
     StreamerCapabilities,
+    StreamView,
+    Timeout,
 )
 
 logger = logging.getLogger("odyssey_sync.client")
@@ -46,6 +51,8 @@ logger = logging.getLogger("odyssey_sync.client")
 DEFAULT_API_URL = "https://api.odyssey.ml"
 MAX_PROMPT_CHARS = 10_000
 _DISCONNECT_BUDGET_S = 1.5
+# How long past its timeout a caller still waits for the loop to fail a stream request (a loop that stopped).
+_BACKSTOP_S = 1.0
 _HANDLER_NAMES = (
     "on_connected",
     "on_disconnected",
@@ -125,17 +132,24 @@ class _Connection:
         self._release_lock = threading.Lock()
         self.released = False
 
-    def release(self) -> None:
-        """Close the session (bounded), stop the loop thread and the dispatcher. Idempotent."""
+    def release(self, *, discard: bool = True) -> None:
+        """Close the session (bounded), stop the loop thread and the dispatcher. Idempotent.
+
+        ``discard`` lets go of the buffered frames too (see :func:`shut_down`).
+        """
         if _FORKED or os.getpid() != self.pid:
             return
         with self._release_lock:
             if self.released:
+                if discard:
+                    self.buffer.close(discard=True)
                 return
             self.released = True
             close = self.session.close() if self.session is not None else None
             self.session = None
-            shut_down(self.loop, close, self.buffer, self.dispatcher, budget_s=_DISCONNECT_BUDGET_S, what="disconnect")
+            shut_down(
+                self.loop, close, self.buffer, self.dispatcher, budget_s=_DISCONNECT_BUDGET_S, what="disconnect", discard=discard
+            )
 
 
 class Odyssey(AccountMethods):
@@ -192,7 +206,6 @@ class Odyssey(AccountMethods):
         self._rest: RestClient | None = None
         self._lock = threading.RLock()
         self._connect_lock = threading.Lock()
-        self._stream_lock = threading.Lock()
         self._status = ConnectionStatus.DISCONNECTED
         self._conn: _Connection | None = None
         self._capabilities: StreamerCapabilities | None = None
@@ -227,11 +240,11 @@ class Odyssey(AccountMethods):
             return self._rest
 
     def _call_timeout(self, timeout: Any) -> float | None:
-        return self._timeout if timeout is ... else check_timeout(timeout)
+        return self._timeout if timeout is DEFAULT_TIMEOUT else check_timeout(timeout)
 
     # -- connecting --------------------------------------------------------------------------------
 
-    def connect(self, *, timeout: float | None = ..., **handlers: Callable[..., Any] | None) -> MediaStream:  # type: ignore[assignment]
+    def connect(self, *, timeout: Timeout = DEFAULT_TIMEOUT, **handlers: Callable[..., Any] | None) -> MediaStream:
         """Connect with the API key; blocks until video flows and commands can be sent.
 
         Handlers (all optional keyword arguments): ``on_connected()``,
@@ -256,7 +269,7 @@ class Odyssey(AccountMethods):
         self,
         credentials: ClientCredentials | dict[str, Any],
         *,
-        timeout: float | None = ...,  # type: ignore[assignment]
+        timeout: Timeout = DEFAULT_TIMEOUT,
         **handlers: Callable[..., Any] | None,
     ) -> MediaStream:
         """Connect with credentials from :meth:`create_client_credentials` (no API key needed)."""
@@ -269,7 +282,7 @@ class Odyssey(AccountMethods):
         deadline = _Deadline(self._call_timeout(timeout), "connect_with_credentials()")
         return self._connect(checked, deadline, credentials=credentials)
 
-    def create_client_credentials(self, *, timeout: float | None = ...) -> ClientCredentials:  # type: ignore[assignment]
+    def create_client_credentials(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ClientCredentials:
         """Mint session credentials with the API key, for a client that has no key (backend side)."""
         self._check_process()
         deadline = _Deadline(self._call_timeout(timeout), "create_client_credentials()")
@@ -395,8 +408,8 @@ class Odyssey(AccountMethods):
         if conn is not None:
             conn.dispatcher.post(conn.handlers.get("on_status_change"), status, message)
 
-    def _release(self, conn: _Connection) -> None:
-        conn.release()
+    def _release(self, conn: _Connection, *, discard: bool = True) -> None:
+        conn.release(discard=discard)
         with self._lock:
             if self._conn is conn and self._finalizer is not None:
                 self._finalizer.detach()
@@ -422,7 +435,10 @@ class Odyssey(AccountMethods):
             self._set_status(ConnectionStatus.DISCONNECTED, "The server closed the connection")
         if conn.was_connected:
             conn.dispatcher.post(conn.handlers.get("on_disconnected"))
-        threading.Thread(target=self._release, args=(conn,), name="odyssey-cleanup", daemon=True).start()
+        # The frames that arrived stay readable until disconnect() or the next connect().
+        threading.Thread(
+            target=self._release, args=(conn,), kwargs={"discard": False}, name="odyssey-cleanup", daemon=True
+        ).start()
 
     def disconnect(self) -> None:
         """End the stream and the connection, releasing every thread and socket.
@@ -434,7 +450,10 @@ class Odyssey(AccountMethods):
             return
         with self._lock:
             conn = self._conn
-            if conn is None or conn.released:
+            if conn is None:
+                return
+            if conn.released:
+                conn.buffer.close(discard=True)
                 return
             report = not conn.end_reported
             conn.end_reported = True
@@ -472,6 +491,7 @@ class Odyssey(AccountMethods):
         on_disconnected: Callable[[], Any] | None = None,
         buffer_size: int = 32,
         timeout: float | None = 30.0,
+        stream_id: str | None = None,
     ) -> SpectatorConnection:
         """Watch a broadcast stream as a spectator (no API key needed); see :func:`odyssey_sync.connect_to_stream`."""
         return connect_to_stream(
@@ -481,6 +501,7 @@ class Odyssey(AccountMethods):
             on_disconnected=on_disconnected,
             buffer_size=buffer_size,
             timeout=timeout,
+            stream_id=stream_id,
         )
 
     # -- streams -----------------------------------------------------------------------------------
@@ -491,8 +512,39 @@ class Odyssey(AccountMethods):
             conn, status = self._conn, self._status
         session = conn.session if conn is not None else None
         if conn is None or session is None or status is not ConnectionStatus.CONNECTED or session.ended:
+            cause = conn.ended_error if conn is not None else None
+            if cause is not None:
+                raise OdysseyStreamError(
+                    f"Cannot {what}: the connection ended ({cause}); call connect() again", reason=getattr(cause, "reason", None)
+                ) from cause
             raise OdysseyStreamError(f"Cannot {what}: client is {status.value}; call connect() first")
         return conn, session
+
+    @overload
+    def start_stream(
+        self,
+        prompt: str = "",
+        *,
+        portrait: bool = True,
+        image: Any = None,
+        bypass_prompt_expansion: bool | None = None,
+        broadcast: bool = False,
+        wait: Literal[True] = True,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Acknowledgement: ...
+
+    @overload
+    def start_stream(
+        self,
+        prompt: str = "",
+        *,
+        portrait: bool = True,
+        image: Any = None,
+        bypass_prompt_expansion: bool | None = None,
+        broadcast: bool = False,
+        wait: Literal[False],
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Future[Acknowledgement]: ...
 
     def start_stream(
         self,
@@ -502,21 +554,25 @@ class Odyssey(AccountMethods):
         image: Any = None,
         bypass_prompt_expansion: bool | None = None,
         broadcast: bool = False,
-        timeout: float | None = ...,  # type: ignore[assignment]
-    ) -> Acknowledgement:
+        wait: bool = True,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> Acknowledgement | Future[Acknowledgement]:
         """Start a stream; blocks until the server confirms it and returns the stream id.
 
-        ``image`` (a path, bytes, a data URL, a numpy RGB array or a PIL image)
-        asks for image-to-video; it is checked, centre-cropped and resized
-        before anything is sent. The returned id also works as
-        ``wait_for_frame(after=...)``.
+        From then on the pulling calls return this stream's frames. ``image`` (a
+        path, bytes, a data URL, a numpy RGB array or a PIL image) asks for
+        image-to-video; it is checked, centre-cropped and resized before
+        anything is sent. The returned id also works as ``wait_for_frame(after=...)``.
+        With ``wait=False`` it returns at once a :class:`concurrent.futures.Future`
+        of the id (see :meth:`interact`).
         """
         _check_prompt(prompt, required=False)
         _check_bool("portrait", portrait)
         _check_bool("broadcast", broadcast)
+        _check_bool("wait", wait)
         if bypass_prompt_expansion is not None:
             _check_bool("bypass_prompt_expansion", bypass_prompt_expansion)
-        deadline = _Deadline(self._call_timeout(timeout), "start_stream()")
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("start stream")
         image_url = None
         if image is not None:
@@ -534,20 +590,31 @@ class Odyssey(AccountMethods):
             broadcast=broadcast,
             bypass_prompt_expansion=bypass_prompt_expansion,
         )
-        with self._stream_operation(deadline, session):
-            if session.stream_id is not None:
-                raise OdysseyStreamError(
-                    f"A stream is already running ({session.stream_id}); call end_stream() before starting another"
-                )
-            reply = self._request(conn, session, message, protocol.STREAM_STARTED, deadline, image_url is not None)
-        return Acknowledgement(reply["stream_id"], reply["_received_at"])
+        request = Request(message, "start_stream()", via_signaling=image_url is not None)
+        return self._stream_request(session, request, seconds, wait)
 
-    def interact(self, prompt: str, *, timeout: float | None = ...) -> Acknowledgement:  # type: ignore[assignment]
+    @overload
+    def interact(self, prompt: str, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Acknowledgement: ...
+
+    @overload
+    def interact(self, prompt: str, *, wait: Literal[False], timeout: Timeout = DEFAULT_TIMEOUT) -> Future[Acknowledgement]: ...
+
+    def interact(
+        self, prompt: str, *, wait: bool = True, timeout: Timeout = DEFAULT_TIMEOUT
+    ) -> Acknowledgement | Future[Acknowledgement]:
         """Steer the running stream; blocks until acknowledged and returns the prompt as applied.
 
-        The returned text also works as ``wait_for_frame(after=...)``.
+        The returned text also works as ``wait_for_frame(after=...)``. The
+        acknowledgement takes a round trip to the streamer (45-150 ms on
+        loopback): a control loop that must keep its period passes
+        ``wait=False`` and gets a :class:`concurrent.futures.Future` of the
+        acknowledgement at once. Requests leave in the order they were made;
+        interacts do not wait for each other's acknowledgements. The future
+        fails with :class:`OdysseyTimeoutError` after ``timeout``, or with the
+        stream or connection error; cancelling it abandons the request.
         """
         _check_prompt(prompt, required=True)
+        _check_bool("wait", wait)
         message = protocol.update(prompt)
         size = len(protocol.encode(message).encode("utf-8"))
         if size > protocol.DEFAULT_DATA_CHANNEL_LIMIT:
@@ -555,47 +622,31 @@ class Odyssey(AccountMethods):
                 f"prompt is {size} bytes once encoded, more than a data-channel message may carry "
                 f"({protocol.DEFAULT_DATA_CHANNEL_LIMIT}); shorten it (non-ASCII characters take up to 12 bytes each)"
             )
-        deadline = _Deadline(self._call_timeout(timeout), "interact()")
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("interact")
-        with self._stream_operation(deadline, session):
-            if session.stream_id is None:
-                raise OdysseyStreamError("No stream is running; call start_stream() before interact()")
-            reply = self._request(conn, session, message, protocol.UPDATE_ACKNOWLEDGED, deadline)
-        return Acknowledgement(reply.get("prompt") or "", reply["_received_at"])
+        return self._stream_request(session, Request(message, "interact()"), seconds, wait)
 
-    def end_stream(self, *, timeout: float | None = ...) -> None:  # type: ignore[assignment]
-        """End the running stream; blocks until the server confirms."""
-        deadline = _Deadline(self._call_timeout(timeout), "end_stream()")
+    @overload
+    def end_stream(self, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> None: ...
+
+    @overload
+    def end_stream(self, *, wait: Literal[False], timeout: Timeout = DEFAULT_TIMEOUT) -> Future[None]: ...
+
+    def end_stream(self, *, wait: bool = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Future[None] | None:
+        """End the running stream; blocks until the server confirms (``wait=False``: a future of ``None``)."""
+        _check_bool("wait", wait)
+        seconds = self._call_timeout(timeout)
         conn, session = self._connected("end stream")
-        with self._stream_operation(deadline, session):
-            if session.stream_id is None:
-                raise OdysseyStreamError("No stream is running; nothing to end (call start_stream() first)")
-            self._request(conn, session, protocol.stream_end(), protocol.STREAM_ENDED, deadline)
+        return self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait)  # type: ignore[no-any-return]  # the end's result is None
 
-    @contextlib.contextmanager
-    def _stream_operation(self, deadline: _Deadline, session: Session) -> Iterator[None]:
-        """Hold the stream lock (one stream operation at a time) on a session that is still up."""
-        _acquire(self._stream_lock, deadline)
-        try:
-            if session.ended:  # it ended while this call waited its turn
-                raise OdysseyConnectionError(
-                    f"{deadline.what} failed: the connection ended ({session.error or 'closed'}); call connect() again"
-                ) from session.error
-            yield
-        finally:
-            self._stream_lock.release()
-
-    def _request(
-        self,
-        conn: _Connection,
-        session: Session,
-        message: dict[str, Any],
-        reply_type: str,
-        deadline: _Deadline,
-        via_signaling: bool = False,
-    ) -> dict[str, Any]:
-        future = conn.loop.submit(session.request(message, reply_type, via_signaling=via_signaling))
-        return wait_future(future, deadline.remaining(), what=deadline.what)
+    def _stream_request(self, session: Session, request: Request, timeout: float | None, wait: bool) -> Any:
+        """Queue ``request`` on the session; wait for its result, or hand back the future."""
+        future = session.submit(request, timeout)
+        if not wait:
+            return future
+        # The loop's timer fails the future at the deadline; this wait's own bound is a backstop. A caller that
+        # stops waiting (Ctrl+C) cancels the future, which abandons the request.
+        return wait_future(future, None if timeout is None else timeout + _BACKSTOP_S, what=request.what)
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -607,27 +658,51 @@ class Odyssey(AccountMethods):
             raise OdysseyConnectionError("Not connected: call connect() before pulling frames")
         return conn.media
 
-    def get_frame(self, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The oldest buffered frame; waits for one (up to ``timeout`` s)."""
+    def get_frame(self, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame:
+        """The oldest unread frame of the current stream; waits for one (up to ``timeout`` s).
+
+        After ``start_stream()`` only that stream's frames come back (idle video
+        before the first start). ``stream_id=None`` reads idle video, a stream id
+        that stream's frames still buffered. Raises :class:`OdysseyStreamError`
+        once the stream has ended and all its frames were handed out.
+        """
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().get_frame(wait)
+        return self._media().get_frame(wait, stream_id=stream_id)
 
-    def latest_frame(self) -> VideoFrame | None:
-        """The newest frame, or ``None`` before the first; never waits. For control loops."""
-        return self._media().latest_frame()
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
+        """The newest frame of the current stream, or ``None`` before its first; never waits.
 
-    def wait_for_frame(self, after: Any = None, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The first frame received after ``after`` (a ``time.monotonic()`` value, or what
-        ``interact()`` / ``start_stream()`` returned; default: now)."""
+        For control loops: older unread frames are skipped (``stats.frames_superseded``)
+        and the same frame comes back until a newer one arrives.
+        """
+        return self._media().latest_frame(stream_id=stream_id)
+
+    def wait_for_frame(
+        self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> VideoFrame:
+        """The first unread frame of the current stream received after ``after`` (a
+        ``time.monotonic()`` value, or what ``interact()`` / ``start_stream()`` returned;
+        default: now). Unread frames before it are skipped."""
         moment_of(after)
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().wait_for_frame(after, wait)
+        return self._media().wait_for_frame(after, wait, stream_id=stream_id)
 
-    def frames(self, limit: int | None = None, timeout: float | None = ...) -> Iterator[VideoFrame]:  # type: ignore[assignment]
-        """Iterate over frames in order; ends when the stream ends or the client disconnects."""
+    def frames(
+        self, limit: int | None = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> Iterator[VideoFrame]:
+        """Iterate over the current stream's frames in order.
+
+        Ends when the stream ends (by ``end_stream()`` or the server's duration
+        limit) or the client disconnects; raises if the connection failed.
+        Before any stream it yields idle frames and moves on to the first
+        stream that starts. ``timeout`` bounds the wait for each frame.
+        """
         check_limit(limit)
+        check_view(stream_id)
         wait = self._call_timeout(timeout)
-        return self._media().frames(limit, wait)
+        return self._media().frames(limit, wait, stream_id=stream_id)
 
     # -- properties --------------------------------------------------------------------------------
 

@@ -30,8 +30,8 @@ from ._runtime import shut_down
 from ._whep import WhepSession
 from .errors import OdysseyConnectionError, OdysseyError
 from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
-from .protocol import redact_url
-from .types import Stats
+from .protocol import jwt_payload, redact_url
+from .types import CURRENT_STREAM, DEFAULT_TIMEOUT, Stats, StreamView, Timeout
 
 __all__ = ["SpectatorConnection", "connect_to_stream"]
 
@@ -79,7 +79,10 @@ class _Runtime:
             logger.warning("spectator connection lost: %s", error)
         self.buffer.close(error)  # before the handler runs: pullers already see the end
         self.dispatcher.post(self.handlers.get("on_disconnected"))
-        threading.Thread(target=self.release, name="odyssey-cleanup-spectator", daemon=True).start()
+        # The frames that arrived stay readable until disconnect() or close().
+        threading.Thread(
+            target=self.release, kwargs={"discard": False}, name="odyssey-cleanup-spectator", daemon=True
+        ).start()
 
     # -- from any thread -----------------------------------------------------------------------------
 
@@ -95,17 +98,24 @@ class _Runtime:
             self.dispatcher.post(self.handlers.get("on_disconnected"))
         self.release(delete=delete)
 
-    def release(self, *, delete: bool = False) -> None:
-        """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent."""
+    def release(self, *, delete: bool = False, discard: bool = True) -> None:
+        """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent.
+
+        ``discard`` lets go of the buffered frames too.
+        """
         if os.getpid() != self.pid:
             return
         with self._release_lock:
             if self.released:
+                if discard:
+                    self.buffer.close(discard=True)
                 return
             self.released = True
             close = self.session.close(delete=delete) if self.session is not None else None
             self.session = None
-            shut_down(self.loop, close, self.buffer, self.dispatcher, budget_s=_CLOSE_BUDGET_S, what="spectator disconnect")
+            shut_down(
+                self.loop, close, self.buffer, self.dispatcher, budget_s=_CLOSE_BUDGET_S, what="spectator disconnect", discard=discard
+            )
 
 
 def _release_at_exit(runtime: _Runtime) -> None:
@@ -129,12 +139,12 @@ class SpectatorConnection:
         self._webrtc_url = webrtc_url
         self._finalizer = weakref.finalize(self, _release_at_exit, runtime)
 
-    def _open(self, token: str, timeout: float | None) -> None:
+    def _open(self, token: str, stream_id: str | None, timeout: float | None) -> None:
         runtime = self._runtime
         try:
             runtime.loop.start()
             session = runtime.session = WhepSession(
-                webrtc_url=self._webrtc_url, token=token, buffer=runtime.buffer, listener=runtime
+                webrtc_url=self._webrtc_url, token=token, stream_id=stream_id, buffer=runtime.buffer, listener=runtime
             )
             runtime.loop.run(session.open(), timeout, what="connect_to_stream()")
         except BaseException:
@@ -185,33 +195,37 @@ class SpectatorConnection:
 
     # -- frames ------------------------------------------------------------------------------------
 
-    def get_frame(self, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The oldest buffered frame; waits up to ``timeout`` s (default: the connection's)."""
+    def get_frame(self, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame:
+        """The oldest unread frame; waits up to ``timeout`` s (default: the connection's)."""
         self._check_process()
         try:
-            return self._runtime.media.get_frame(timeout)
+            return self._runtime.media.get_frame(timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
             raise self._rephrased(exc)
 
-    def latest_frame(self) -> VideoFrame | None:
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
         """The newest frame, or ``None`` before the first; never waits."""
         self._check_process()
-        return self._runtime.media.latest_frame()
+        return self._runtime.media.latest_frame(stream_id=stream_id)
 
-    def wait_for_frame(self, after: Any = None, timeout: float | None = ...) -> VideoFrame:  # type: ignore[assignment]
-        """The first frame received after ``after`` (a ``time.monotonic()`` value; default: now)."""
+    def wait_for_frame(
+        self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> VideoFrame:
+        """The first unread frame received after ``after`` (a ``time.monotonic()`` value; default: now)."""
         self._check_process()
         moment = moment_of(after)
         try:
-            return self._runtime.media.wait_for_frame(moment, timeout)
+            return self._runtime.media.wait_for_frame(moment, timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
             raise self._rephrased(exc)
 
-    def frames(self, limit: int | None = None, timeout: float | None = ...) -> Iterator[VideoFrame]:  # type: ignore[assignment]
+    def frames(
+        self, limit: int | None = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
+    ) -> Iterator[VideoFrame]:
         """Iterate over frames in order; ends when the broadcast ends or the spectator disconnects."""
         self._check_process()
         check_limit(limit)
-        return self._runtime.media.frames(limit, timeout)
+        return self._runtime.media.frames(limit, timeout, stream_id=stream_id)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         return self.frames()
@@ -272,11 +286,18 @@ def connect_to_stream(
     on_disconnected: Callable[[], Any] | None = None,
     buffer_size: int = 32,
     timeout: float | None = 30.0,
+    stream_id: str | None = None,
 ) -> SpectatorConnection:
     """Watch a broadcast stream: blocks until its first frame arrives.
 
     ``webrtc_url`` and ``spectator_token`` come from the broadcaster's
-    ``broadcast_ready`` (``client.broadcast_info``). ``on_video_frame(frame)``
+    ``broadcast_ready`` (``client.broadcast_info``). Frames carry the
+    broadcast's ``stream_id``: the one given, else the ``stream_id`` claim of
+    the spectator token when it is a JWT that has one, else ``None``
+    (``BroadcastInfo.stream_id`` has it on the broadcasting side). Their
+    ``prompt`` is ``None``: WHEP carries video only, no data channel, so a
+    spectator does not learn the prompts. ``index`` and ``timestamp_ms`` count
+    from the first frame this spectator received. ``on_video_frame(frame)``
     and ``on_disconnected()`` run on the connection's dispatcher thread;
     ``on_disconnected`` fires once, when the broadcast ends, the connection
     fails, or the spectator leaves. ``timeout`` bounds the connect and is the
@@ -300,8 +321,20 @@ def connect_to_stream(
             raise TypeError(f"{name} must be callable or None, not {type(handler).__name__}")
     if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
         raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
+    if stream_id is not None and (not isinstance(stream_id, str) or not stream_id.strip()):
+        raise TypeError("stream_id must be a non-empty string or None (use BroadcastInfo.stream_id)")
     timeout = check_timeout(timeout)
+    token = spectator_token.strip()
     runtime = _Runtime(buffer_size, timeout, {"on_video_frame": on_video_frame, "on_disconnected": on_disconnected})
     connection = SpectatorConnection(runtime, webrtc_url)
-    connection._open(spectator_token.strip(), timeout)
+    connection._open(token, stream_id or _stream_id_claim(token), timeout)
     return connection
+
+
+def _stream_id_claim(token: str) -> str | None:
+    """The ``stream_id`` claim of a spectator token that is a JWT (read, not verified), else ``None``."""
+    try:
+        claim = jwt_payload(token).get("stream_id")
+    except ValueError:
+        return None
+    return claim if isinstance(claim, str) and claim else None

@@ -7,13 +7,15 @@ frozen attrs classes.
 from __future__ import annotations
 
 import enum
-from typing import Any, Mapping
+from typing import Any, Final, Literal, Mapping, Union
 
 import attrs
 
 from . import protocol
 
 __all__ = [
+    "CURRENT_STREAM",
+    "DEFAULT_TIMEOUT",
     "Acknowledgement",
     "AdvancedConfig",
     "BroadcastInfo",
@@ -29,7 +31,40 @@ __all__ = [
     "StreamRecordingInfo",
     "StreamRecordingsList",
     "StreamerCapabilities",
+    "StreamView",
+    "Timeout",
 ]
+
+
+class _ClientDefault(enum.Enum):
+    """The type of :data:`DEFAULT_TIMEOUT`."""
+
+    TIMEOUT = "timeout"
+
+    def __repr__(self) -> str:
+        return "<client default>"
+
+
+class _CurrentStream(enum.Enum):
+    """The type of :data:`CURRENT_STREAM`."""
+
+    STREAM = "stream"
+
+    def __repr__(self) -> str:
+        return "<current stream>"
+
+
+DEFAULT_TIMEOUT: Final = _ClientDefault.TIMEOUT
+"""``timeout=`` default of blocking calls: the timeout given to the client (or connection) at construction."""
+
+CURRENT_STREAM: Final = _CurrentStream.STREAM
+"""``stream_id=`` default of the pulling calls: the stream most recently started (idle video before any)."""
+
+Timeout = Union[float, None, Literal[_ClientDefault.TIMEOUT]]
+"""What ``timeout=`` takes: seconds, ``None`` to wait forever, or :data:`DEFAULT_TIMEOUT`."""
+
+StreamView = Union[str, None, Literal[_CurrentStream.STREAM]]
+"""What ``stream_id=`` of a pulling call takes: a stream id, ``None`` for idle video, or :data:`CURRENT_STREAM`."""
 
 
 class ConnectionStatus(str, enum.Enum):
@@ -166,16 +201,22 @@ class ClientCredentials:
 
 @attrs.frozen(repr=False)
 class BroadcastInfo:
-    """Where spectators can watch a broadcast stream."""
+    """Where spectators can watch a broadcast stream.
+
+    ``stream_id`` (not part of the wire message) is the broadcast stream's id as
+    the broadcasting client knows it; pass it to ``connect_to_stream(..., stream_id=)``
+    so spectator frames carry it.
+    """
 
     hls_url: str | None
     webrtc_url: str
     spectator_token: str
+    stream_id: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"BroadcastInfo(hls_url={self.hls_url!r}, webrtc_url={self.webrtc_url!r}, "
-            f"spectator_token={_shorten(self.spectator_token)!r})"
+            f"spectator_token={_shorten(self.spectator_token)!r}, stream_id={self.stream_id!r})"
         )
 
 
@@ -291,17 +332,28 @@ class SimulationJobsList:
 class Stats:
     """Counters of a connection's video, as seen by the client.
 
-    ``frames_received`` counts decoded frames; ``frames_delivered`` those handed
-    to the caller by a pull call; ``frames_dropped`` those pushed out of the full
-    buffer unread. ``fps`` is measured over the recent frames and
-    ``bitrate_bps`` over the whole connection; ``packets_lost`` comes from RTP
-    and ``handler_frames_dropped`` counts frames skipped for a slow
+    Every decoded frame is counted once in ``frames_received`` and ends up in
+    exactly one of: ``frames_delivered`` (handed to the caller by a pulling
+    call), ``frames_superseded`` (skipped unread because a newer frame of the
+    same stream was handed out: normal for ``latest_frame()`` and
+    ``wait_for_frame()`` loops), ``frames_dropped`` (pushed out of the full
+    buffer unread from a stream being pulled: read faster or raise
+    ``buffer_size``), ``frames_unrequested`` (frames of video nobody pulled,
+    such as idle video before a stream, let go to make room) or
+    ``frames_buffered`` (waiting to be pulled now).
+
+    ``fps`` is measured over the recent frames and ``bitrate_bps`` over the
+    whole connection; ``packets_lost`` comes from RTP and
+    ``handler_frames_dropped`` counts frames skipped for a slow
     ``on_video_frame`` handler.
     """
 
     frames_received: int = 0
     frames_delivered: int = 0
     frames_dropped: int = 0
+    frames_superseded: int = 0
+    frames_unrequested: int = 0
+    frames_buffered: int = 0
     fps: float = 0.0
     bitrate_bps: float = 0.0
     bytes_received: int = 0

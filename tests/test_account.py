@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 import logging
 import os
 import signal
@@ -271,8 +272,19 @@ def test_download_everything_into_a_new_folder(
     assert capfd.readouterr() == ("", "")
 
 
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_download_one_artifact_to_a_file_path_with_progress(
-    scripted: ScriptedServer, odyssey: Odyssey, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    scripted: ScriptedServer,
+    odyssey: Odyssey,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scripted.script("GET", f"/recordings/{STREAM}", Reply(json=recording_body(scripted)))
     serve_files(scripted)
@@ -280,9 +292,12 @@ def test_download_one_artifact_to_a_file_path_with_progress(
     assert odyssey.download_recording(STREAM, str(dest)) == {"video": dest}
     assert dest.read_bytes() == FILES["video.mp4"]
     assert leftovers(tmp_path) == ["cat.mp4"]
-    out, err = capfd.readouterr()
-    assert out == ""
-    assert "cat.mp4" in err and "100%" in err
+    assert capfd.readouterr() == ("", ""), "no progress bar when stderr is not a terminal (logs, CI)"
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert odyssey.download_recording(STREAM, str(dest)) == {"video": dest}
+    shown = terminal.getvalue()
+    assert "cat.mp4" in shown and "100%" in shown
 
 
 def test_download_into_an_existing_folder_and_a_trailing_slash(
@@ -611,7 +626,7 @@ def test_job_ids_are_checked_before_io(scripted: ScriptedServer, odyssey: Odysse
 
 
 def test_wait_for_simulation_follows_the_job_to_completion(
-    scripted: ScriptedServer, odyssey: Odyssey, capfd: pytest.CaptureFixture[str]
+    scripted: ScriptedServer, odyssey: Odyssey, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scripted.script(
         "GET",
@@ -621,12 +636,17 @@ def test_wait_for_simulation_follows_the_job_to_completion(
         Reply(json=job_body("processing")),
         Reply(json=completed_job(scripted)),
     )
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     detail = odyssey.wait_for_simulation(JOB, poll_interval=0.01)
     assert detail.status is SimulationJobStatus.COMPLETED
     assert len(detail.streams) == 2
     assert len(api_requests(scripted)) == 4
-    err = capfd.readouterr().err
-    assert f"Simulation {JOB}: completed" in err
+    assert f"Simulation {JOB}: completed" in terminal.getvalue(), "the status line shows on a terminal"
+    monkeypatch.undo()
+    scripted.script("GET", f"/simulation-jobs/{JOB}", Reply(json=completed_job(scripted)))
+    odyssey.wait_for_simulation(JOB, poll_interval=0.01)
+    assert capfd.readouterr().err == "", "and nowhere else"
 
 
 def test_a_failed_job_is_returned_not_raised(scripted: ScriptedServer, odyssey: Odyssey, capfd: pytest.CaptureFixture[str]) -> None:

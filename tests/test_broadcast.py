@@ -173,6 +173,19 @@ def test_one_broadcaster_and_three_spectators_receive_frames_at_once(
         assert names and all(name.startswith("odyssey-dispatch-spectator") for name in names)
 
 
+def test_spectator_frames_carry_the_broadcast_stream(
+    start_broadcast: Callable[[], Broadcaster], spectate: Callable[..., SpectatorConnection]
+) -> None:
+    broadcaster = start_broadcast()
+    assert broadcaster.info.stream_id == broadcaster.stream_id
+    spectator = spectate(broadcaster.info)  # the stream id comes from the spectator token's claim
+    frames = [spectator.get_frame(timeout=10) for _ in range(5)]
+    assert all(f.stream_id == broadcaster.stream_id and f.prompt is None for f in frames)
+    assert [f.index for f in frames] == list(range(5)) and frames[0].timestamp_ms == 0
+    named = spectate(broadcaster.info, stream_id="as-the-caller-names-it")
+    assert named.get_frame(timeout=10).stream_id == "as-the-caller-names-it"
+
+
 def test_spectator_sees_the_picture_change_after_interact(
     broadcast_server: LocalOdyssey, start_broadcast: Callable[[], Broadcaster], spectate: Callable[..., SpectatorConnection]
 ) -> None:
@@ -239,7 +252,8 @@ def test_ending_the_stream_disconnects_every_spectator_within_2_s(
     assert isinstance(outcomes["wait"], OdysseyConnectionError)
     assert isinstance(outcomes["frames"], int), "frames() ends cleanly when the broadcast ends"
     with pytest.raises(OdysseyConnectionError, match="broadcast ended"):
-        spectators[2].get_frame(timeout=5)
+        for _ in range(64):  # what arrived before the end stays readable (at most buffer_size frames), then the end
+            spectators[2].get_frame(timeout=5)
     assert not any(s.is_connected for s in spectators)
     assert broadcast_server.wait_for_spectators(0, stream_id=broadcaster.stream_id, timeout=5)
     assert join_spectator_threads(5.0) == [], "no spectator thread outlives the broadcast"

@@ -33,8 +33,12 @@ PROMPT_S = 1.0
 
 CHILD = textwrap.dedent(
     """
-    import sys, threading, time
+    import signal, sys, threading, time
     from odyssey_sync import AdvancedConfig, Odyssey, OdysseyTimeoutError
+
+    # A test run started with SIGINT ignored (a background job, nohup) passes that on to this child;
+    # an interactive Python has Ctrl+C raise KeyboardInterrupt, which is what is tested here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     url, key, mode = sys.argv[1:4]
 
