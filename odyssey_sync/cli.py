@@ -35,7 +35,6 @@ import av
 from tqdm import tqdm
 
 from ._account import ARTIFACTS
-from ._interim import interact_nowait, stream_position
 from ._version import __version__
 from .client import Odyssey
 from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, StreamDurationExceededError
@@ -197,6 +196,7 @@ def _client(args: argparse.Namespace) -> Iterator[Odyssey]:
 
 
 def _progress(args: argparse.Namespace) -> bool:
+    """Whether to show progress (on a terminal only: the bars turn themselves off otherwise)."""
     return not args.quiet
 
 
@@ -263,7 +263,7 @@ def _record(
         total=args.seconds,
         desc="Recording",
         bar_format="{desc} {n:.1f}/{total:g} s of video |{bar}| {elapsed}",
-        disable=not _progress(args),
+        disable=None if _progress(args) else True,  # None: only on a terminal, as the SDK's bars
         leave=False,
     )
     with progress as bar:
@@ -271,19 +271,18 @@ def _record(
             for frame in client.frames(timeout=args.timeout):
                 while queue and time.monotonic() - started.received_at >= queue[0].at_s:
                     timed = queue.pop(0)
-                    sent.append((timed, interact_nowait(client, timed.prompt)))
+                    sent.append((timed, client.interact(timed.prompt, wait=False)))
                 if frame.stream_id != str(started) or (frame.height > frame.width) != args.portrait:
                     continue  # video from before the start (its last frames can arrive after it)
                 if first is None:
-                    first = frame
-                index, time_ms = stream_position(frame, first)
-                if time_ms >= limit_ms:
+                    first, previous_index = frame, frame.index - 1
+                if frame.timestamp_ms >= limit_ms:
                     break
                 writer.write(frame)
                 result.frames += 1
-                result.missed += max(0, index - previous_index - 1)
-                previous_index = index
-                result.seconds = time_ms / 1000
+                result.missed += max(0, frame.index - previous_index - 1)
+                previous_index = frame.index
+                result.seconds = frame.timestamp_ms / 1000
                 bar.update(result.seconds - bar.n)
             else:
                 result.ended_early = f"the stream ended after {result.seconds:.1f} s, before --seconds {args.seconds:g}"
@@ -463,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``odyssey`` argument parser (one sub-command per job)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--timeout", type=_positive_seconds, default=30.0, help="seconds any one call may wait (default: 30)")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (shown only on a terminal anyway)")
 
     parser = argparse.ArgumentParser(
         prog=PROG,

@@ -32,7 +32,6 @@ from numpy.typing import NDArray
 
 from . import protocol
 from ._extras import require
-from ._interim import interact_nowait, stream_position
 from .client import Odyssey
 from .errors import (
     OdysseyConnectionError,
@@ -158,7 +157,6 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         )
 
         self._stream_id: str | None = None
-        self._first_frame: VideoFrame | None = None
         self._last_frame: VideoFrame | None = None
         self._requested_prompt = ""
         self._pending: list[tuple[str, int, concurrent.futures.Future[Acknowledgement]]] = []
@@ -196,9 +194,9 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         ack = client.start_stream(prompt, portrait=self._portrait, image=image)
         self._stream_id, self._stream_over, self._steps = str(ack), None, 0
         self._requested_prompt = prompt
-        self._first_frame = self._last_frame = None
+        self._last_frame = None
         first = self._wait_for_stream_frame(ack.received_at, need_index=None)
-        self._first_frame = self._last_frame = first
+        self._last_frame = first
         return first.data, self._info(first, advanced=0)
 
     def step(self, action: Any) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
@@ -213,7 +211,7 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         self._steps += 1
         reason = self._collect_interacts()
         if reason is None and prompt.strip() and prompt != self._requested_prompt:
-            self._pending.append((prompt, self._steps, interact_nowait(self._client, prompt)))
+            self._pending.append((prompt, self._steps, self._client.interact(prompt, wait=False)))
             self._requested_prompt = prompt
         frame = last
         if reason is None:
@@ -357,12 +355,10 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         return action
 
     def _info(self, frame: VideoFrame, *, advanced: int) -> dict[str, Any]:
-        assert self._first_frame is not None
-        index, timestamp_ms = stream_position(frame, self._first_frame)
         return {
             "stream_id": self._stream_id,
-            "frame_index": index,
-            "frame_timestamp_ms": timestamp_ms,
+            "frame_index": frame.index,
+            "frame_timestamp_ms": frame.timestamp_ms,
             "prompt": frame.prompt,
             "requested_prompt": self._requested_prompt,
             "interacts_pending": sum(not future.done() for _, _, future in self._pending),

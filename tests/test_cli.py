@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from pathlib import Path
 from typing import Any
@@ -71,14 +75,15 @@ def test_stream_records_an_mp4_and_sends_timed_prompts_from_stdin(server: LocalO
         stdin=f"# seconds, prompt\n1.0 {JUMP}\n\n2 {SLEEP}\n",
     )
     assert done.returncode == 0, done.stderr
-    assert "Recording" in done.stderr, "a progress bar"
+    assert "Recording" not in done.stderr, "no progress bar when stderr is not a terminal"
     size, count, duration = decode(out)
     assert size == (1280, 704)
     assert 50 <= count <= 60 and 2.4 <= duration < 3.0  # 3 s at 20 fps, timed by the media clock
     stream_id = field(done.stdout, "stream")
     updates = received_updates(server, stream_id, tmp_path)
     assert [event["prompt"] for event in updates] == [JUMP, SLEEP]
-    assert 900 <= updates[0]["t_ms"] < updates[1]["t_ms"] < 3000, "each prompt is sent when the video reaches its time"
+    # Sent on the stream's clock, never before its time (the server's clock starts before the client's).
+    assert 1000 <= updates[0]["t_ms"] and 2000 <= updates[1]["t_ms"] and updates[0]["t_ms"] < updates[1]["t_ms"]
     assert f"1.0 s  {JUMP}" in done.stdout and f"2.0 s  {SLEEP}" in done.stdout, "the applied prompts are printed"
 
 
@@ -101,15 +106,23 @@ def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp
     out = tmp_path / "interrupted.mp4"
     env = {**os.environ, "ODYSSEY_API_URL": server.url, "ODYSSEY_API_KEY": server.api_key}
     command = [sys.executable, "-m", "odyssey_sync.cli", "stream", "A cat", "--seconds", "60", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    terminal, child_end = pty.openpty()  # stderr on a terminal, 100 columns wide: the progress bar shows
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=child_end, env=env)
+    os.close(child_end)
     recording = threading.Event()
     progress = bytearray()
 
     def watch_progress() -> None:
-        assert process.stderr is not None
-        while chunk := process.stderr.read1(256):
+        while True:
+            try:
+                chunk = os.read(terminal, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
             progress.extend(chunk)
-            if re.search(rb"Recording [1-9]\.\d/60", progress):  # a second of video is written
+            if re.search(rb"Recording [1-9]\.\d/60 s of video", progress):  # a second of video is written
                 recording.set()
 
     reader = threading.Thread(target=watch_progress, daemon=True)
@@ -121,6 +134,7 @@ def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp
     finally:
         process.kill()
     reader.join(10)
+    os.close(terminal)
     assert process.returncode == 130
     assert b"interrupted after" in progress
     frames = int(re.search(rb"\((\d+) frames", stdout).group(1))  # type: ignore[union-attr]
