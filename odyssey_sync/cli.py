@@ -37,7 +37,7 @@ from tqdm import tqdm
 from ._account import ARTIFACTS
 from ._version import __version__
 from .client import Odyssey
-from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, StreamDurationExceededError
+from .errors import OdysseyError, OdysseyStreamError, StreamDurationExceededError
 from .frames import VideoFrame
 from .types import Acknowledgement, SimulationJobStatus
 
@@ -272,8 +272,8 @@ def _record(
                 while queue and time.monotonic() - started.received_at >= queue[0].at_s:
                     timed = queue.pop(0)
                     sent.append((timed, client.interact(timed.prompt, wait=False)))
-                if frame.stream_id != str(started) or (frame.height > frame.width) != args.portrait:
-                    continue  # video from before the start (its last frames can arrive after it)
+                if (frame.height > frame.width) != args.portrait:
+                    continue  # the idle world's last frame can arrive after the start, in the other orientation
                 if first is None:
                     first, previous_index = frame, frame.index - 1
                 if frame.timestamp_ms >= limit_ms:
@@ -285,11 +285,7 @@ def _record(
                 result.seconds = frame.timestamp_ms / 1000
                 bar.update(result.seconds - bar.n)
             else:
-                result.ended_early = f"the stream ended after {result.seconds:.1f} s, before --seconds {args.seconds:g}"
-        except OdysseyConnectionError as exc:
-            if not isinstance(exc.__cause__, StreamDurationExceededError):
-                raise
-            result.ended_early = f"the server ended the stream after {result.seconds:.1f} s: {exc.__cause__}"
+                result.ended_early = f"the stream ended after {result.seconds:.1f} s: {_why_it_ended(client)}"
         except KeyboardInterrupt:  # Ctrl+C ends the recording early; the video so far is kept
             result.interrupted = True
             result.ended_early = f"interrupted after {result.seconds:.1f} s; the video so far is kept"
@@ -302,6 +298,16 @@ def _record(
             result.prompts.append((timed, f"failed: {exc}"))
     result.prompts += [(timed, "not sent: the recording ended first") for timed in queue]
     return result
+
+
+def _why_it_ended(client: Odyssey) -> str:
+    """After the stream's frames ran out: the reason, from the error a later read raises (it names it)."""
+    try:
+        client.get_frame(timeout=0)
+    except OdysseyError as exc:
+        cause = exc.__cause__
+        return str(cause if isinstance(cause, StreamDurationExceededError) else exc)
+    return "it ended"
 
 
 def _load_interacts(source: str | None, seconds: float) -> list[TimedPrompt]:

@@ -142,6 +142,15 @@ def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp
     assert size == (1280, 704) and count == frames >= 20
 
 
+def test_the_servers_stream_limit_ends_the_recording_with_a_note(tmp_path: Path) -> None:
+    with LocalOdyssey(max_stream_seconds=1.0) as limited:
+        done = run_odyssey(limited, "stream", "A cat", "--seconds", "10", "--out", str(tmp_path / "short.mp4"))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"note: the stream ended after [\d.]+ s: Stream exceeded maximum duration", done.stderr)
+    _, count, _ = decode(tmp_path / "short.mp4")
+    assert 15 <= count <= 20
+
+
 def test_recordings_list_and_download(server: LocalOdyssey, tmp_path: Path) -> None:
     with Odyssey(api_key=server.api_key, api_url=server.url, timeout=20) as client:
         client.connect()
