@@ -10,7 +10,8 @@ same run:
 * A1 pacing: environment steps per second / frames the server sent per second
   (from the frame stamps of the first and last observation), constant action.
 * A2 steering: environment steps per second when every other step changes the
-  prompt / frames the server sent per second meanwhile. Second baseline: a hand-written agent
+  prompt (a new one each time, so the server builds a new world as it does for
+  any new prompt) / frames the server sent per second meanwhile. Second baseline: a hand-written agent
   that blocks on ``interact()`` and then waits for the next frame.
 * A3 overhead: client CPU per step of the environment / of a bare SDK loop
   (``wait_for_frame`` then ``frame.data``) over the same stream; best round of each.
@@ -22,6 +23,7 @@ same run:
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +38,11 @@ from odyssey_sync.stamp import read_stamp
 from .harness import ServerHandle
 
 PROMPTS = ("A fox walks through a snowy forest", "The fox starts running")
+
+
+def fresh_prompt(n: int) -> str:
+    """A prompt not seen before, so the server builds a new world for it as for any new prompt."""
+    return f"The fox runs toward landmark number {n}"
 
 
 def stamp(frame_data: Any) -> int:
@@ -62,7 +69,7 @@ def steering(env: OdysseyEnv, client: Odyssey, seconds: float) -> dict[str, floa
     observation, _ = env.reset()
     first, began, steps = stamp(observation), time.monotonic(), 0
     while time.monotonic() - began < seconds:
-        observation, *_ = env.step(PROMPTS[(steps // 2) % 2])  # change, keep, change, keep, ...
+        observation, *_ = env.step(fresh_prompt(steps // 2))  # change, keep, change, keep, ...
         steps += 1
     elapsed = time.monotonic() - began
     env_rate, sent_rate = steps / elapsed, (stamp(observation) - first) / elapsed
@@ -71,7 +78,7 @@ def steering(env: OdysseyEnv, client: Odyssey, seconds: float) -> dict[str, floa
     while time.monotonic() - began < seconds:
         after = last.received_at
         if steps % 2 == 0:  # a hand-written agent: send, wait for the ack, then for the next frame
-            after = max(after, client.interact(PROMPTS[(steps // 2) % 2]).received_at)
+            after = max(after, client.interact(fresh_prompt(1000 + steps // 2)).received_at)
         last = client.wait_for_frame(after=after, timeout=10)
         steps += 1
     return {"env_steps_per_s": env_rate, "sent_per_s": sent_rate, "blocking_steps_per_s": steps / (time.monotonic() - began)}
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         info = server.description()
         client = Odyssey(api_key=info["api_key"], api_url=info["url"], timeout=20)
         client.connect()
-        env = OdysseyEnv(client)
+        env = OdysseyEnv(client, prompt=PROMPTS[0])  # the same world as the bare loops: decode cost depends on it
         a1 = pacing(env, args.seconds)
         a2 = steering(env, client, args.seconds)
 
@@ -143,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                 _ = last[0].data
 
             bare_cpu.append(cpu_per_step(bare_step, args.seconds))
+            client.end_stream()
 
         with_preview, without, shown = [], [], 0
+        client.start_stream(PROMPTS[0], portrait=False)
         for _ in range(args.rounds):
             used, count = preview_cpu(client, args.seconds)
             with_preview.append(used)
@@ -171,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for figure, what, measured, baseline, ratio, target in rows:
         print(f"| {figure} | {what} | {measured} | {baseline} | {ratio:.2f} | {target} |")
-    print(f"\nRounds: env {env_cpu}, bare {bare_cpu}, "
+    print(f"\nMedians: A3 {statistics.median(env_cpu) / statistics.median(bare_cpu):.2f}, "
+          f"A4 {statistics.median(with_preview) / statistics.median(without):.2f}. Rounds: env {env_cpu}, bare {bare_cpu}, "
           f"preview {with_preview}, loop {without}. Server log: {log}")
     return 0
 

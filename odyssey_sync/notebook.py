@@ -13,7 +13,9 @@
 A background thread reads ``latest_frame()`` at most ``fps`` times a second,
 JPEG-encodes new frames with PyAV (scaled to ``width`` pixels) and puts them
 in an ``ipywidgets.Image``. The kernel is never blocked, and frames nobody
-previews cost nothing.
+previews cost nothing. A preview of a client follows its current stream: after
+``end_stream()`` it keeps the last frame, and the next ``start_stream()`` brings
+it back to life.
 
 Note: ``latest_frame()`` hands frames out, so in a notebook that also pulls
 frames with ``get_frame()`` / ``frames()`` from the same view, those calls only

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -24,10 +25,15 @@ from typing import Iterator
 
 from odyssey_sync import Odyssey
 
-try:
-    import cv2
-except ImportError:  # the viewer still runs: it prints instead
-    cv2 = None
+
+
+def load_opencv() -> ModuleType | None:
+    """OpenCV if it is installed; without it the viewer prints instead."""
+    try:
+        return importlib.import_module("cv2")
+    except ImportError:
+        return None
+
 
 
 @contextlib.contextmanager
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("viewer-output"), help="where headless mode saves JPEGs")
     parser.add_argument("--headless", action="store_true", help="never open a window")
     args = parser.parse_args(argv)
+    cv2 = load_opencv()
     mode = choose_mode(cv2, args.headless)
     saved: list[Path] = []
     shown = 0
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         next_report = time.monotonic()
         for frame in client.frames(timeout=10):
             bgr = frame.to_ndarray("bgr24")
-            if mode == "window":
+            if cv2 is not None and mode == "window":
                 try:
                     cv2.imshow("Odyssey", bgr)
                 except cv2.error:  # OpenCV built without GUI support (e.g. opencv-python-headless)
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             shown += 1
             if mode != "window" and time.monotonic() >= next_report:
                 next_report += 1.0
-                if mode == "files":
+                if cv2 is not None and mode == "files":
                     args.out.mkdir(parents=True, exist_ok=True)
                     saved.append(args.out / f"frame-{frame.index:05d}.jpg")
                     cv2.imwrite(str(saved[-1]), bgr)
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() >= end:
                 break
         client.end_stream()
-    if mode == "window":
+    if cv2 is not None and mode == "window":
         cv2.destroyAllWindows()
 
     print(f"target:  {target}")

@@ -22,7 +22,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "notebook_preview.
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         frame = next(container.decode(video=0))
     return frame.width, frame.height
 
@@ -89,7 +89,7 @@ def test_arguments_are_checked(server: LocalOdyssey) -> None:
         preview(object())  # type: ignore[arg-type]  # the point of the test
     for bad in ({"fps": 0}, {"width": 8}, {"quality": 1}, {"quality": 40}):
         with pytest.raises(ValueError):
-            Preview(idle, **bad)  # type: ignore[arg-type]
+            Preview(idle, **bad)
 
 
 def test_encode_jpeg_scales_to_even_sizes() -> None:
@@ -97,7 +97,7 @@ def test_encode_jpeg_scales_to_even_sizes() -> None:
     rgb[:, 640:] = (255, 0, 0)
     small = encode_jpeg(rgb, width=333)
     assert small[:2] == b"\xff\xd8" and jpeg_size(small) == (332, 182)
-    with av.open(io.BytesIO(small)) as container:
+    with av.open(io.BytesIO(small), mode="r") as container:
         decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert decoded[:, :150].mean() < 10 and decoded[:, 200:, 0].mean() > 200, "left black, right red"
     noise = np.random.default_rng(0).integers(0, 256, (704, 1280, 3), dtype=np.uint8)
