@@ -19,18 +19,20 @@ _STOP = object()
 class Dispatcher:
     """Runs posted callbacks one at a time, in order, on a daemon thread.
 
-    An exception in a callback is logged and passed to ``on_error(exc, False)``.
+    An exception in a callback is logged and passed to the error handler in
+    force, ``on_error()(exc, False)``.
     Frame callbacks are bounded: when more than ``max_pending_frames`` wait,
     the oldest is skipped and counted in ``frames_dropped``.
     """
 
     def __init__(
         self,
-        on_error: Callable[[BaseException, bool], Any] | None = None,
+        on_error: Callable[[], Callable[[BaseException, bool], Any] | None] | None = None,
         *,
         max_pending_frames: int = 32,
         name: str = "odyssey-dispatch",
     ) -> None:
+        """``on_error`` returns the error handler in force (looked up when a handler fails)."""
         self._on_error = on_error
         self._max_pending_frames = max_pending_frames
         self._cond = threading.Condition()
@@ -101,8 +103,9 @@ class Dispatcher:
             except BaseException as exc:  # a user handler: contain it (sys.exit() in a handler too)
                 name = getattr(callback, "__qualname__", repr(callback))
                 logger.exception("handler %s raised; delivery goes on", name)
-                if self._on_error is not None and callback is not self._on_error:
+                on_error = self._on_error() if self._on_error is not None else None
+                if on_error is not None and callback is not on_error:
                     try:
-                        self._on_error(exc, False)
+                        on_error(exc, False)
                     except BaseException:
                         logger.exception("on_error handler raised")

@@ -1,6 +1,8 @@
-"""What receiving video from an aiortc peer needs, shared by the client and the spectator.
+"""Receiving video from an aiortc peer, shared by the client and the spectator.
 
-Runs on the connection's event-loop thread.
+:class:`VideoIn` drains the track into the frame buffer, watches for
+silence and keeps the transport counters that :class:`~odyssey_sync.Stats`
+reports. It runs on the connection's event-loop thread.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import time
 from typing import Callable
 
 import aiohttp
-from aiortc import RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
 
-from .frames import FrameBuffer
+from .frames import FrameBuffer, FrameNumbering, VideoFrame
 from .types import Stats
 
-__all__ = ["VIDEO_STALL_TIMEOUT_S", "close_peer", "media_stats", "transport_counters", "watch_video"]
+__all__ = ["VIDEO_STALL_TIMEOUT_S", "VideoIn", "close_peer", "media_stats", "transport_counters", "watch_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,65 @@ VIDEO_STALL_TIMEOUT_S = 5.0
 # A sleep that overran by this much means the process or loop was frozen (a debugger, a suspended
 # laptop), not the peer: the watchdog starts counting again.
 _FROZEN_S = 1.0
+# How often the transport counters behind Stats are read (off the caller's thread).
+_COUNTERS_EVERY_S = 1.0
+
+
+class VideoIn:
+    """One connection's incoming video: frames into ``buffer``, a silence watchdog, transport counters.
+
+    ``tag()`` says which stream (and prompt) a frame decoded now belongs to;
+    ``on_frame(frame)`` hears of each frame once it is buffered.
+    """
+
+    def __init__(
+        self,
+        buffer: FrameBuffer,
+        tag: Callable[[], tuple[str | None, str | None]],
+        on_frame: Callable[[VideoFrame], None],
+    ) -> None:
+        self.buffer = buffer
+        self._tag = tag
+        self._on_frame = on_frame
+        self._numbering = FrameNumbering()
+        self.last_frame_at: float | None = None
+        self.connected_at: float | None = None
+        self.counters = (0, 0)
+
+    async def pump(self, track: MediaStreamTrack) -> None:
+        """Drain ``track`` continuously (aiortc queues decoded frames without bound); returns when it ends."""
+        while True:
+            try:
+                decoded = await track.recv()
+            except MediaStreamError:
+                return
+            stream_id, prompt = self._tag()
+            frame = self._numbering.frame(decoded, stream_id=stream_id, prompt=prompt)
+            self.last_frame_at = frame.received_at
+            self.buffer.put(frame)
+            self._on_frame(frame)
+
+    async def watch(self, pc: RTCPeerConnection | None, over: Callable[[], bool], on_silence: Callable[[float], None]) -> None:
+        """From the moment the connection is up: the watchdog, and the counters refreshed every second."""
+        self.connected_at = time.monotonic()
+        counting = asyncio.ensure_future(self._count(pc, over))
+        try:
+            await watch_video(lambda: self.last_frame_at, over, on_silence)
+        finally:
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+
+    async def _count(self, pc: RTCPeerConnection | None, over: Callable[[], bool]) -> None:
+        while not over():
+            try:
+                self.counters = await transport_counters(pc)
+            except Exception as exc:  # stats are best effort; a closing peer may refuse them
+                logger.debug("transport counters: %r", exc)
+            await asyncio.sleep(_COUNTERS_EVERY_S)
+
+    def stats(self, handler_frames_dropped: int) -> Stats:
+        """The connection's :class:`Stats` now (no I/O: the counters are at most a second old)."""
+        return media_stats(self.buffer, handler_frames_dropped, self.connected_at, self.counters)
 
 
 async def watch_video(

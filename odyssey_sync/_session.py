@@ -15,22 +15,22 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
 from . import _jitter, protocol
-from ._media import close_peer, watch_video
+from ._media import VideoIn, close_peer
 from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
     OdysseyConnectionError,
     OdysseyError,
+    OdysseyStateError,
     OdysseyStreamError,
     OdysseyTimeoutError,
     connection_error_from_reason,
 )
-from .frames import FrameBuffer, FrameNumbering, VideoFrame
+from .frames import FrameBuffer, VideoFrame
 from .stream_protocol import (
     BroadcastReady,
     InteractAcknowledged,
@@ -98,7 +98,11 @@ class Session:
         self._ready: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.stream = StreamProtocol()
-        self._numbering = FrameNumbering()
+        self.video = VideoIn(
+            buffer,
+            tag=lambda: (self.stream.stream_id, self.stream.prompt),
+            on_frame=lambda frame: self._notify("session_frame", frame),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended = False
         self._closing = False
@@ -106,8 +110,6 @@ class Session:
         self._media_gone = asyncio.Event()
         self._teardown_task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
-        self._last_frame_at: float | None = None
-        self.connected_at: float | None = None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -163,7 +165,6 @@ class Session:
             self._ended = True
             await self._start_teardown(exc if isinstance(exc, OdysseyError) else None, goodbye=False)
             raise
-        self.connected_at = time.monotonic()
         if not self._ended:
             self._tasks.append(create_task(self._watch_video(), name="odyssey-video-watchdog"))
 
@@ -299,23 +300,14 @@ class Session:
     # -- media -------------------------------------------------------------------------------------
 
     async def _pump(self, track: MediaStreamTrack) -> None:
-        """Drain the track continuously (aiortc queues decoded frames without bound)."""
-        while True:
-            try:
-                decoded = await track.recv()
-            except MediaStreamError:
-                if not self._closing and not self._ended:
-                    self.fail(OdysseyConnectionError("the video track ended; connect again"))
-                return
-            frame = self._numbering.frame(decoded, stream_id=self.stream.stream_id, prompt=self.stream.prompt)
-            self._last_frame_at = frame.received_at
-            self.buffer.put(frame)
-            self._notify("session_frame", frame)
+        await self.video.pump(track)
+        if not self._closing and not self._ended:
+            self.fail(OdysseyConnectionError("the video track ended; connect again"))
 
     async def _watch_video(self) -> None:
         """Fail the session when no frame has been decoded for :data:`~odyssey_sync._media.VIDEO_STALL_TIMEOUT_S`."""
-        await watch_video(
-            lambda: self._last_frame_at,
+        await self.video.watch(
+            self.pc,
             lambda: self._ended,
             lambda limit: self.fail(
                 OdysseyConnectionError(f"No video from the streamer for {limit:g} s: the connection is dead; connect again")
@@ -450,7 +442,7 @@ class Session:
     def _gone_error(self) -> BaseException:
         if self.error is not None:
             return self.error
-        return OdysseyConnectionError("the connection is closed; call connect() first")
+        return OdysseyStateError("the connection is closed; call connect() first", reason="connection_ended")
 
     # -- ending ----------------------------------------------------------------------------------
 

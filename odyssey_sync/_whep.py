@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin
 
@@ -25,10 +24,10 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
-from ._media import close_peer, transport_counters, watch_video
+from ._media import VideoIn, close_peer
 from ._loop import cancel_and_wait, create_task
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
-from .frames import FrameBuffer, FrameNumbering, VideoFrame
+from .frames import FrameBuffer, VideoFrame
 
 __all__ = ["SpectatorListener", "WhepSession", "whep_endpoint"]
 
@@ -88,7 +87,7 @@ class WhepSession:
         self._token = token
         self.stream_id = stream_id
         self.buffer = buffer
-        self._numbering = FrameNumbering()
+        self.video = VideoIn(buffer, tag=lambda: (self.stream_id, None), on_frame=self._on_frame)
         self._listener = listener
         self._http: aiohttp.ClientSession | None = None
         self.pc: RTCPeerConnection | None = None
@@ -96,12 +95,10 @@ class WhepSession:
         self._ready: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._video: MediaStreamTrack | None = None
-        self._last_frame_at: float | None = None
         self._ended = False
         self._closing = False
         self._teardown_task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
-        self.connected_at: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -137,7 +134,6 @@ class WhepSession:
             error = exc if isinstance(exc, (OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError)) else None
             await self._start_teardown(error, delete=True)
             raise
-        self.connected_at = time.monotonic()
         self._tasks.append(create_task(self._watch_video(), name="odyssey-spectator-watchdog"))
 
     async def _fetch_ice_servers(self) -> list[RTCIceServer] | None:
@@ -208,27 +204,21 @@ class WhepSession:
     # -- media -----------------------------------------------------------------------------------
 
     async def _pump(self, track: MediaStreamTrack) -> None:
-        """Drain the video continuously (aiortc queues decoded frames without bound)."""
-        while True:
-            try:
-                decoded = await track.recv()
-            except MediaStreamError:
-                if not self._closing:
-                    self._end(None)
-                return
-            frame = self._numbering.frame(decoded, stream_id=self.stream_id, prompt=None)
-            self._last_frame_at = frame.received_at
-            self.buffer.put(frame)
-            if self._ready is not None and not self._ready.done():
-                self._ready.set_result(None)
-            try:
-                self._listener.spectator_frame(frame)
-            except Exception:
-                logger.exception("spectator listener failed")
+        await self.video.pump(track)
+        if not self._closing:
+            self._end(None)  # the track ended: the broadcast is over
+
+    def _on_frame(self, frame: VideoFrame) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        try:
+            self._listener.spectator_frame(frame)
+        except Exception:
+            logger.exception("spectator listener failed")
 
     async def _watch_video(self) -> None:
-        await watch_video(
-            lambda: self._last_frame_at,
+        await self.video.watch(
+            self.pc,
             lambda: self._ended,
             lambda limit: self._end(
                 OdysseyConnectionError(
@@ -236,10 +226,6 @@ class WhepSession:
                 )
             ),
         )
-
-    async def transport_counters(self) -> tuple[int, int]:
-        """Bytes received by the transport and RTP packets lost."""
-        return await transport_counters(self.pc)
 
     # -- ending ----------------------------------------------------------------------------------
 

@@ -14,21 +14,19 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Literal, overload
+from typing import Any, Callable, Iterator, Literal, NoReturn, overload
 
 import aiohttp
 
 from . import images, protocol
 from ._account import AccountMethods
 from ._version import __version__
-from ._dispatch import Dispatcher
 from ._loop import LoopThread, wait_future
-from ._media import media_stats, transport_counters
-from ._runtime import shut_down
+from ._receiver import Phase, Receiver
 from ._regions import measure_region_latencies
 from ._session import Session
-from .errors import OdysseyConnectionError, OdysseyError, OdysseyStreamError, OdysseyTimeoutError
-from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
+from .errors import OdysseyError, OdysseyStateError, OdysseyStreamError, OdysseyTimeoutError
+from .frames import MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
 from .rest import RestClient
 from .spectator import SpectatorConnection, connect_to_stream
 from .stream_protocol import Request
@@ -53,30 +51,6 @@ MAX_PROMPT_CHARS = 10_000
 _DISCONNECT_BUDGET_S = 1.5
 # How long past its timeout a caller still waits for the loop to fail a stream request (a loop that stopped).
 _BACKSTOP_S = 1.0
-_HANDLER_NAMES = (
-    "on_connected",
-    "on_disconnected",
-    "on_video_frame",
-    "on_stream_started",
-    "on_stream_ended",
-    "on_interact_acknowledged",
-    "on_broadcast_ready",
-    "on_stream_error",
-    "on_error",
-    "on_status_change",
-)
-_FORKED = False
-
-
-def _after_fork_in_child() -> None:
-    global _FORKED
-    _FORKED = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class _Deadline:
     """What is left of one call's timeout."""
 
@@ -113,43 +87,26 @@ def _acquire(lock: threading.Lock, deadline: _Deadline) -> None:
             return
 
 
-class _Connection:
-    """The threads and session of one connection; released exactly once."""
+class _Connection(Receiver[Session]):
+    """The runtime of one client connection, with the handlers given to ``connect()``."""
 
-    def __init__(self, dispatcher: Dispatcher, buffer: FrameBuffer, timeout: float | None) -> None:
-        self.pid = os.getpid()
-        self.loop = LoopThread("odyssey-loop")
-        self.dispatcher = dispatcher
-        self.buffer = buffer
-        self.media = MediaStream(buffer, timeout)
-        self.session: Session | None = None
-        self.handlers: dict[str, Callable[..., Any] | None] = {}
-        self.was_connected = False
-        self.ended = False
-        self.ended_error: BaseException | None = None
-        # Whether the end (failure, server close or disconnect()) was reported: status and handlers, once.
-        self.end_reported = False
-        self._release_lock = threading.Lock()
-        self.released = False
+    def __init__(self, handlers: dict[str, Callable[..., Any] | None], buffer_size: int, timeout: float | None) -> None:
+        super().__init__(
+            name="odyssey-loop",
+            buffer_size=buffer_size,
+            timeout=timeout,
+            on_error=lambda: self.handlers.get("on_error"),
+            release_budget_s=_DISCONNECT_BUDGET_S,
+        )
+        self.handlers = handlers
 
-    def release(self, *, discard: bool = True) -> None:
-        """Close the session (bounded), stop the loop thread and the dispatcher. Idempotent.
+    def post(self, name: str, *args: Any) -> None:
+        """Run the handler ``name`` (if given) with ``args`` on the dispatcher thread."""
+        self.dispatcher.post(self.handlers.get(name), *args)
 
-        ``discard`` lets go of the buffered frames too (see :func:`shut_down`).
-        """
-        if _FORKED or os.getpid() != self.pid:
-            return
-        with self._release_lock:
-            if self.released:
-                if discard:
-                    self.buffer.close(discard=True)
-                return
-            self.released = True
-            close = self.session.close() if self.session is not None else None
-            self.session = None
-            shut_down(
-                self.loop, close, self.buffer, self.dispatcher, budget_s=_DISCONNECT_BUDGET_S, what="disconnect", discard=discard
-            )
+    def close(self, *, discard: bool = True) -> None:
+        """Release the connection: the session closes cleanly (``client_disconnecting``, close 1000)."""
+        self.release(Session.close, discard=discard, what="disconnect")
 
 
 class Odyssey(AccountMethods):
@@ -244,43 +201,98 @@ class Odyssey(AccountMethods):
 
     # -- connecting --------------------------------------------------------------------------------
 
-    def connect(self, *, timeout: Timeout = DEFAULT_TIMEOUT, **handlers: Callable[..., Any] | None) -> MediaStream:
+    def connect(
+        self,
+        *,
+        on_connected: Callable[[], Any] | None = None,
+        on_disconnected: Callable[[], Any] | None = None,
+        on_video_frame: Callable[[VideoFrame], Any] | None = None,
+        on_stream_started: Callable[[str], Any] | None = None,
+        on_stream_ended: Callable[[], Any] | None = None,
+        on_interact_acknowledged: Callable[[str], Any] | None = None,
+        on_broadcast_ready: Callable[[BroadcastInfo], Any] | None = None,
+        on_stream_error: Callable[[str, str], Any] | None = None,
+        on_error: Callable[[BaseException, bool], Any] | None = None,
+        on_status_change: Callable[[ConnectionStatus, str | None], Any] | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        **unknown: NoReturn,
+    ) -> MediaStream:
         """Connect with the API key; blocks until video flows and commands can be sent.
 
-        Handlers (all optional keyword arguments): ``on_connected()``,
-        ``on_disconnected()``, ``on_video_frame(frame)``, ``on_stream_started(stream_id)``,
+        The handlers run in order on the client's dispatcher thread, never on
+        the event loop: ``on_connected()``, ``on_disconnected()`` (every end of
+        the connection), ``on_video_frame(frame)``, ``on_stream_started(stream_id)``,
         ``on_stream_ended()``, ``on_interact_acknowledged(prompt)``,
         ``on_broadcast_ready(info)``, ``on_stream_error(reason, message)``,
-        ``on_error(exc, fatal)``, ``on_status_change(status, message)``. They run
-        in order on the client's dispatcher thread. Returns the connection's
-        :class:`MediaStream`; returns at once if already connected.
+        ``on_error(exc, fatal)`` (also for an exception raised by another
+        handler) and ``on_status_change(status, message)``. Returns the
+        connection's :class:`MediaStream`; if already connected it returns at
+        once, and each handler given replaces that handler of the live
+        connection (the others stay).
         """
         self._check_process()
-        checked = _check_handlers(handlers)
+        handlers = _check_handlers(
+            unknown,
+            on_connected=on_connected,
+            on_disconnected=on_disconnected,
+            on_video_frame=on_video_frame,
+            on_stream_started=on_stream_started,
+            on_stream_ended=on_stream_ended,
+            on_interact_acknowledged=on_interact_acknowledged,
+            on_broadcast_ready=on_broadcast_ready,
+            on_stream_error=on_stream_error,
+            on_error=on_error,
+            on_status_change=on_status_change,
+        )
         deadline = _Deadline(self._call_timeout(timeout), "connect()")
         if self._api_key is None:
             raise OdysseyError(
                 "No API key: pass Odyssey(api_key=...) or set ODYSSEY_API_KEY "
                 "(or use connect_with_credentials() with credentials minted by your backend)"
             )
-        return self._connect(checked, deadline, credentials=None)
+        return self._connect(handlers, deadline, credentials=None)
 
     def connect_with_credentials(
         self,
         credentials: ClientCredentials | dict[str, Any],
         *,
+        on_connected: Callable[[], Any] | None = None,
+        on_disconnected: Callable[[], Any] | None = None,
+        on_video_frame: Callable[[VideoFrame], Any] | None = None,
+        on_stream_started: Callable[[str], Any] | None = None,
+        on_stream_ended: Callable[[], Any] | None = None,
+        on_interact_acknowledged: Callable[[str], Any] | None = None,
+        on_broadcast_ready: Callable[[BroadcastInfo], Any] | None = None,
+        on_stream_error: Callable[[str, str], Any] | None = None,
+        on_error: Callable[[BaseException, bool], Any] | None = None,
+        on_status_change: Callable[[ConnectionStatus, str | None], Any] | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
-        **handlers: Callable[..., Any] | None,
+        **unknown: NoReturn,
     ) -> MediaStream:
-        """Connect with credentials from :meth:`create_client_credentials` (no API key needed)."""
+        """Connect with credentials from :meth:`create_client_credentials` (no API key needed).
+
+        The handlers are those of :meth:`connect`.
+        """
         self._check_process()
         if isinstance(credentials, dict):
             credentials = ClientCredentials.from_dict(credentials)
         if not isinstance(credentials, ClientCredentials):
             raise TypeError("credentials must be a ClientCredentials or the dict from ClientCredentials.to_dict()")
-        checked = _check_handlers(handlers)
+        handlers = _check_handlers(
+            unknown,
+            on_connected=on_connected,
+            on_disconnected=on_disconnected,
+            on_video_frame=on_video_frame,
+            on_stream_started=on_stream_started,
+            on_stream_ended=on_stream_ended,
+            on_interact_acknowledged=on_interact_acknowledged,
+            on_broadcast_ready=on_broadcast_ready,
+            on_stream_error=on_stream_error,
+            on_error=on_error,
+            on_status_change=on_status_change,
+        )
         deadline = _Deadline(self._call_timeout(timeout), "connect_with_credentials()")
-        return self._connect(checked, deadline, credentials=credentials)
+        return self._connect(handlers, deadline, credentials=credentials)
 
     def create_client_credentials(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ClientCredentials:
         """Mint session credentials with the API key, for a client that has no key (backend side)."""
@@ -335,9 +347,10 @@ class Odyssey(AccountMethods):
             with self._lock:
                 conn = self._conn
                 if conn is not None and self._status is ConnectionStatus.CONNECTED and not conn.released:
+                    conn.handlers.update({name: h for name, h in handlers.items() if h is not None})
                     return conn.media
             if conn is not None:
-                conn.release()
+                conn.close()
             return self._open_connection(handlers, deadline, credentials)
         finally:
             self._connect_lock.release()
@@ -348,14 +361,12 @@ class Odyssey(AccountMethods):
         deadline: _Deadline,
         credentials: ClientCredentials | None,
     ) -> MediaStream:
-        dispatcher = Dispatcher(handlers.get("on_error"), max_pending_frames=self._buffer_size)
-        conn = _Connection(dispatcher, FrameBuffer(self._buffer_size), self._timeout)
-        conn.handlers = handlers
+        conn = _Connection(handlers, self._buffer_size, self._timeout)
         with self._lock:
             self._conn = conn
             self._broadcast_info = None
             self._capabilities = None
-        self._finalizer = weakref.finalize(self, _Connection.release, conn)
+        self._finalizer = weakref.finalize(self, _Connection.close, conn)
         try:
             conn.loop.start()
             if credentials is None:
@@ -374,29 +385,27 @@ class Odyssey(AccountMethods):
                 buffer=conn.buffer,
                 listener=_Listener(self, conn),
             )
-            conn.session = session
+            conn.session, conn.video = session, session.video
             conn.loop.run(session.open(), deadline.remaining(), what="connect()")
         except BaseException as exc:
             interrupted = not isinstance(exc, Exception)
-            with self._lock:
-                conn.end_reported = True
+            conn.open_failed()
             if isinstance(exc, OdysseyError) and not isinstance(exc, OdysseyTimeoutError):
                 self._set_status(ConnectionStatus.FAILED, str(exc))
-                dispatcher.post(handlers.get("on_error"), exc, True)
+                conn.post("on_error", exc, True)
             else:
                 self._set_status(ConnectionStatus.DISCONNECTED, None if interrupted else str(exc))
             self._release(conn)
             raise
         with self._lock:
-            conn.was_connected = True
             self._status = ConnectionStatus.CONNECTED
-            ended_already = conn.ended
-        dispatcher.post(handlers.get("on_status_change"), ConnectionStatus.CONNECTED, None)
-        dispatcher.post(handlers.get("on_connected"))
+        ended_already, error = conn.opened()
+        conn.post("on_status_change", ConnectionStatus.CONNECTED, None)
+        conn.post("on_connected")
         logger.info("connected to session %s", credentials.session_id)
         self._send_telemetry("session_connected", credentials.session_id, connect_duration_ms=round(deadline.elapsed_ms()))
         if ended_already:
-            self._handle_ended(conn, conn.ended_error)
+            self._on_session_ended(conn, error)
         return conn.media
 
     def _set_status(self, status: ConnectionStatus, message: str | None) -> None:
@@ -406,35 +415,25 @@ class Odyssey(AccountMethods):
                 return
             self._status = status
         if conn is not None:
-            conn.dispatcher.post(conn.handlers.get("on_status_change"), status, message)
+            conn.post("on_status_change", status, message)
 
     def _release(self, conn: _Connection, *, discard: bool = True) -> None:
-        conn.release(discard=discard)
+        conn.close(discard=discard)
         with self._lock:
             if self._conn is conn and self._finalizer is not None:
                 self._finalizer.detach()
                 self._finalizer = None
 
     def _on_session_ended(self, conn: _Connection, error: BaseException | None) -> None:
-        """From the loop thread: the server or the network ended the connection."""
-        with self._lock:
-            conn.ended, conn.ended_error = True, error
-            if self._conn is not conn or conn.released or not conn.was_connected:
-                return  # connect() is still running and reports it itself
-        self._handle_ended(conn, error)
-
-    def _handle_ended(self, conn: _Connection, error: BaseException | None) -> None:
-        with self._lock:
-            if conn.end_reported:
-                return  # disconnect() got there first
-            conn.end_reported = True
+        """The server or the network ended the connection (from the loop thread, or from connect())."""
+        if self._conn is not conn or not conn.server_ended(error):
+            return  # an old connection, connect() still reports it itself, or disconnect() got there first
         if error is not None:
             self._set_status(ConnectionStatus.FAILED, str(error))
-            conn.dispatcher.post(conn.handlers.get("on_error"), error, True)
+            conn.post("on_error", error, True)
         else:
             self._set_status(ConnectionStatus.DISCONNECTED, "The server closed the connection")
-        if conn.was_connected:
-            conn.dispatcher.post(conn.handlers.get("on_disconnected"))
+        conn.post("on_disconnected")
         # The frames that arrived stay readable until disconnect() or the next connect().
         threading.Thread(
             target=self._release, args=(conn,), kwargs={"discard": False}, name="odyssey-cleanup", daemon=True
@@ -450,22 +449,17 @@ class Odyssey(AccountMethods):
             return
         with self._lock:
             conn = self._conn
-            if conn is None:
-                return
-            if conn.released:
-                conn.buffer.close(discard=True)
-                return
-            report = not conn.end_reported
-            conn.end_reported = True
-            was_connected = conn.was_connected and self._status is ConnectionStatus.CONNECTED
-        if report:  # after a failure the status stays FAILED and the handlers have fired already
+        if conn is None:
+            return
+        previous = conn.leave()
+        if previous in (Phase.OPENING, Phase.OPEN):  # after a failure the status stays and the handlers have fired
             self._set_status(ConnectionStatus.DISCONNECTED, None)
-            if was_connected:
-                conn.dispatcher.post(conn.handlers.get("on_disconnected"))
-        session_id = conn.session.session_id if conn.session is not None else None
+            if previous is Phase.OPEN:
+                conn.post("on_disconnected")
+        session = conn.session
         self._release(conn)
-        if was_connected and session_id is not None:
-            self._send_telemetry("session_disconnected", session_id)
+        if previous is Phase.OPEN and session is not None:
+            self._send_telemetry("session_disconnected", session.session_id)
 
     def _send_telemetry(self, event: str, session_id: str, **fields: Any) -> None:
         """Opt-in (``enable_telemetry=True``) usage events, sent in the background; never the key."""
@@ -512,12 +506,12 @@ class Odyssey(AccountMethods):
             conn, status = self._conn, self._status
         session = conn.session if conn is not None else None
         if conn is None or session is None or status is not ConnectionStatus.CONNECTED or session.ended:
-            cause = conn.ended_error if conn is not None else None
+            cause = conn.end_error if conn is not None else None
             if cause is not None:
-                raise OdysseyStreamError(
-                    f"Cannot {what}: the connection ended ({cause}); call connect() again", reason=getattr(cause, "reason", None)
+                raise OdysseyStateError(
+                    f"Cannot {what}: the connection ended ({cause}); call connect() again", reason="connection_ended"
                 ) from cause
-            raise OdysseyStreamError(f"Cannot {what}: client is {status.value}; call connect() first")
+            raise OdysseyStateError(f"Cannot {what}: client is {status.value}; call connect() first", reason="not_connected")
         return conn, session
 
     @overload
@@ -655,7 +649,7 @@ class Odyssey(AccountMethods):
         with self._lock:
             conn = self._conn
         if conn is None:
-            raise OdysseyConnectionError("Not connected: call connect() before pulling frames")
+            raise OdysseyStateError("Not connected: call connect() before pulling frames", reason="not_connected")
         return conn.media
 
     def get_frame(self, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame:
@@ -663,7 +657,7 @@ class Odyssey(AccountMethods):
 
         After ``start_stream()`` only that stream's frames come back (idle video
         before the first start). ``stream_id=None`` reads idle video, a stream id
-        that stream's frames still buffered. Raises :class:`OdysseyStreamError`
+        that stream's frames still buffered. Raises :class:`OdysseyStateError`
         once the stream has ended and all its frames were handed out.
         """
         check_view(stream_id)
@@ -770,19 +764,13 @@ class Odyssey(AccountMethods):
 
     @property
     def stats(self) -> Stats:
-        """Frame counters, measured fps and bitrate of the current (or last) connection."""
+        """Frame counters, measured fps and bitrate of the current (or last) connection.
+
+        Reading it does no I/O and never blocks: the transport counters behind
+        ``bitrate_bps`` and ``packets_lost`` are refreshed on the loop every second.
+        """
         conn = self._conn
-        if conn is None:
-            return Stats()
-        counters = (0, 0)
-        session = conn.session
-        if session is not None and not conn.released and conn.loop.is_running and session.pc is not None:
-            try:
-                counters = conn.loop.run(transport_counters(session.pc), 1.0, what="stats")
-            except (OdysseyError, RuntimeError):
-                pass
-        connected_at = session.connected_at if session is not None else None
-        return media_stats(conn.buffer, conn.dispatcher.frames_dropped, connected_at, counters)
+        return conn.stats() if conn is not None else Stats()
 
 
 class _Listener:
@@ -829,13 +817,13 @@ class _Listener:
             client._on_session_ended(self._conn, error)
 
 
-def _check_handlers(handlers: dict[str, Any]) -> dict[str, Callable[..., Any] | None]:
+def _check_handlers(unknown: dict[str, Any], **handlers: Any) -> dict[str, Callable[..., Any] | None]:
+    for name in unknown:
+        raise TypeError(f"unknown handler {name!r}; handlers are: {', '.join(handlers)}")
     for name, handler in handlers.items():
-        if name not in _HANDLER_NAMES:
-            raise TypeError(f"unknown handler {name!r}; handlers are: {', '.join(_HANDLER_NAMES)}")
         if handler is not None and not callable(handler):
             raise TypeError(f"{name} must be callable or None, not {type(handler).__name__}")
-    return dict(handlers)
+    return handlers
 
 
 def _check_prompt(prompt: Any, *, required: bool) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "OdysseyAuthError",
     "OdysseyConnectionError",
     "OdysseyStreamError",
+    "OdysseyStateError",
     "OdysseyTimeoutError",
     "OdysseyUsageError",
     "MonthlyLimitReachedError",
@@ -54,6 +55,18 @@ class OdysseyStreamError(OdysseyError):
     def __init__(self, message: str = "", *, reason: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class OdysseyStateError(OdysseyStreamError, OdysseyConnectionError):
+    """The call does not fit the client's state: not connected, no stream running, a stream
+    already running, or the stream ended. The message says what to call first.
+
+    Every wrong-state error is of this one type; it is both an
+    :class:`OdysseyStreamError` and an :class:`OdysseyConnectionError`, so
+    code that catches either keeps working. ``reason`` names the state:
+    ``not_connected``, ``connection_ended``, ``no_stream``, ``stream_running``
+    or ``stream_ended``.
+    """
 
 
 class OdysseyTimeoutError(OdysseyError, TimeoutError):

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional, cast
 import av
 import numpy as np
 
-from .errors import OdysseyConnectionError, OdysseyStreamError, OdysseyTimeoutError
+from .errors import OdysseyConnectionError, OdysseyStateError, OdysseyTimeoutError
 from .types import CURRENT_STREAM, DEFAULT_TIMEOUT, StreamView, Timeout
 
 __all__ = ["VideoFrame", "FrameBuffer", "FrameNumbering", "MediaStream"]
@@ -476,8 +476,8 @@ class FrameBuffer:
         if self._closed:
             if self._error is not None:
                 return self._error_copy()
-            return OdysseyConnectionError("the client is disconnected; call connect() to receive frames again")
-        return OdysseyStreamError(
+            return OdysseyStateError("the client is disconnected; call connect() to receive frames again", reason="not_connected")
+        return OdysseyStateError(
             f"Stream {view} has ended and every frame of it was handed out; call start_stream() for a new one "
             "(or pass stream_id=None for idle video)",
             reason="stream_ended",
@@ -532,7 +532,7 @@ class MediaStream:
     def get_frame(self, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame:
         """The oldest unread frame of the view; waits up to ``timeout`` s (default: the client's).
 
-        Raises :class:`OdysseyStreamError` when the view's stream has ended and
+        Raises :class:`OdysseyStateError` when the view's stream has ended and
         every frame of it was handed out.
         """
         return self._buffer.get(self._timeout(timeout), check_view(stream_id))

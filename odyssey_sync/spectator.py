@@ -18,18 +18,14 @@ pulling calls and semantics.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from typing import Any, Callable, Iterator
 
-from ._dispatch import Dispatcher
-from ._loop import LoopThread
-from ._media import media_stats
-from ._runtime import shut_down
+from ._receiver import Phase, Receiver
 from ._whep import WhepSession
-from .errors import OdysseyConnectionError, OdysseyError
-from .frames import FrameBuffer, MediaStream, VideoFrame, check_limit, check_timeout, moment_of
+from .errors import OdysseyConnectionError, OdysseyError, OdysseyStateError
+from .frames import VideoFrame, check_limit, check_timeout, moment_of
 from .protocol import jwt_payload, redact_url
 from .types import CURRENT_STREAM, DEFAULT_TIMEOUT, Stats, StreamView, Timeout
 
@@ -41,28 +37,19 @@ _CLOSE_BUDGET_S = 2.0
 _ENDED_MESSAGE = "The broadcast ended (or this spectator disconnected); call connect_to_stream() to watch again"
 
 
-class _Runtime:
-    """The threads, buffer and WHEP session of one spectator connection; released exactly once.
-
-    Holds no reference to the :class:`SpectatorConnection`, so the connection
-    can be garbage-collected (its finalizer then releases this).
-    """
+class _Runtime(Receiver[WhepSession]):
+    """The runtime of one spectator connection, and the listener of its WHEP session."""
 
     def __init__(self, buffer_size: int, timeout: float | None, handlers: dict[str, Callable[..., Any] | None]) -> None:
-        self.pid = os.getpid()
+        super().__init__(
+            name="odyssey-loop-spectator", buffer_size=buffer_size, timeout=timeout, release_budget_s=_CLOSE_BUDGET_S
+        )
         self.handlers = handlers
-        self.loop = LoopThread("odyssey-loop-spectator")
-        self.dispatcher = Dispatcher(None, max_pending_frames=buffer_size, name="odyssey-dispatch-spectator")
-        self.buffer = FrameBuffer(buffer_size)
-        self.media = MediaStream(self.buffer, timeout)
-        self.session: WhepSession | None = None
-        self.lock = threading.Lock()
-        self.was_connected = False
-        # Whether the end (broadcast over, failure, disconnect() or close()) was reported: once.
-        self.end_reported = False
-        self.ended_cleanly = False
-        self._release_lock = threading.Lock()
-        self.released = False
+
+    @property
+    def ended_cleanly(self) -> bool:
+        """Whether the broadcast ended or the spectator left (rather than the connection failing)."""
+        return self.phase is Phase.LEFT or (self.phase is Phase.ENDED and self.end_error is None)
 
     # -- from the loop thread ----------------------------------------------------------------------
 
@@ -70,57 +57,43 @@ class _Runtime:
         self.dispatcher.post_frame(self.handlers.get("on_video_frame"), frame)
 
     def spectator_ended(self, error: BaseException | None) -> None:
-        with self.lock:
-            if self.end_reported or not self.was_connected:
-                return  # connect_to_stream() is still running and reports it itself
-            self.end_reported = True
-            self.ended_cleanly = error is None
+        if not self.server_ended(error):
+            return  # connect_to_stream() is still running and reports it itself, or the user left first
+        self._report_end(error)
+
+    def _report_end(self, error: BaseException | None) -> None:
         if error is not None:
             logger.warning("spectator connection lost: %s", error)
         self.buffer.close(error)  # before the handler runs: pullers already see the end
         self.dispatcher.post(self.handlers.get("on_disconnected"))
         # The frames that arrived stay readable until disconnect() or close().
         threading.Thread(
-            target=self.release, kwargs={"discard": False}, name="odyssey-cleanup-spectator", daemon=True
+            target=self.close, kwargs={"discard": False}, name="odyssey-cleanup-spectator", daemon=True
         ).start()
 
     # -- from any thread -----------------------------------------------------------------------------
 
+    def opened_now(self) -> None:
+        """``connect_to_stream()`` succeeded; an end that came meanwhile is reported now."""
+        ended, error = self.opened()
+        if ended and self.server_ended(error):
+            self._report_end(error)
+
     def end(self, *, delete: bool) -> None:
         """The user leaves: report the end once, then release."""
-        with self.lock:
-            report = not self.end_reported and self.was_connected
-            self.end_reported = True
-            if report:
-                self.ended_cleanly = True
-        if report:
+        if self.leave() is Phase.OPEN:
             self.buffer.close()
             self.dispatcher.post(self.handlers.get("on_disconnected"))
-        self.release(delete=delete)
+        self.close(delete=delete)
 
-    def release(self, *, delete: bool = False, discard: bool = True) -> None:
-        """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent.
-
-        ``discard`` lets go of the buffered frames too.
-        """
-        if os.getpid() != self.pid:
-            return
-        with self._release_lock:
-            if self.released:
-                if discard:
-                    self.buffer.close(discard=True)
-                return
-            self.released = True
-            close = self.session.close(delete=delete) if self.session is not None else None
-            self.session = None
-            shut_down(
-                self.loop, close, self.buffer, self.dispatcher, budget_s=_CLOSE_BUDGET_S, what="spectator disconnect", discard=discard
-            )
+    def close(self, *, delete: bool = False, discard: bool = True) -> None:
+        """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent."""
+        self.release(lambda session: session.close(delete=delete), discard=discard, what="spectator disconnect")
 
 
 def _release_at_exit(runtime: _Runtime) -> None:
     """Finalizer: a spectator that is garbage-collected or open at exit leaves politely."""
-    runtime.release(delete=True)
+    runtime.close(delete=True)
 
 
 class SpectatorConnection:
@@ -146,21 +119,17 @@ class SpectatorConnection:
             session = runtime.session = WhepSession(
                 webrtc_url=self._webrtc_url, token=token, stream_id=stream_id, buffer=runtime.buffer, listener=runtime
             )
+            runtime.video = session.video
             runtime.loop.run(session.open(), timeout, what="connect_to_stream()")
         except BaseException:
-            with runtime.lock:
-                runtime.end_reported = True
+            runtime.open_failed()
             self._release(delete=True)
             raise
-        with runtime.lock:
-            runtime.was_connected = True
-            ended = session.ended
         logger.info("watching broadcast %s", redact_url(self._webrtc_url))
-        if ended:  # it ended between the first frame and now: report it as any later end
-            runtime.spectator_ended(session.error)
+        runtime.opened_now()
 
     def _release(self, *, delete: bool) -> None:
-        self._runtime.release(delete=delete)
+        self._runtime.close(delete=delete)
         self._finalizer.detach()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -171,14 +140,14 @@ class SpectatorConnection:
         Idempotent and bounded (about 2 s, even if the server is gone). Calls
         blocked in other threads wake with :class:`OdysseyConnectionError`.
         """
-        if os.getpid() != self._runtime.pid:
+        if not self._runtime.in_this_process:
             return
         self._runtime.end(delete=True)
         self._finalizer.detach()
 
     def close(self) -> None:
         """Close the peer connection without telling the server (it notices when the peer goes)."""
-        if os.getpid() != self._runtime.pid:
+        if not self._runtime.in_this_process:
             return
         self._runtime.end(delete=False)
         self._finalizer.detach()
@@ -233,11 +202,11 @@ class SpectatorConnection:
     def _rephrased(self, exc: OdysseyConnectionError) -> OdysseyConnectionError:
         """The buffer's generic end-of-connection error in spectator words (failures keep their own)."""
         if self._runtime.ended_cleanly:
-            return OdysseyConnectionError(_ENDED_MESSAGE)
+            return OdysseyStateError(_ENDED_MESSAGE, reason="connection_ended")
         return exc
 
     def _check_process(self) -> None:
-        if os.getpid() != self._runtime.pid:
+        if not self._runtime.in_this_process:
             raise OdysseyError(
                 f"This spectator connection was created in process {self._runtime.pid} and cannot be used after "
                 "os.fork(); call connect_to_stream() in the child process"
@@ -250,7 +219,7 @@ class SpectatorConnection:
         """Whether frames still arrive (the broadcast is on and the spectator has not left)."""
         runtime = self._runtime
         session = runtime.session
-        return runtime.was_connected and not runtime.released and session is not None and not session.ended
+        return runtime.phase is Phase.OPEN and not runtime.released and session is not None and not session.ended
 
     @property
     def webrtc_url(self) -> str:
@@ -265,17 +234,8 @@ class SpectatorConnection:
 
     @property
     def stats(self) -> Stats:
-        """Frame counters, measured fps and bitrate of this connection."""
-        runtime = self._runtime
-        session = runtime.session
-        counters = (0, 0)
-        if self.is_connected and session is not None and runtime.loop.is_running:
-            try:
-                counters = runtime.loop.run(session.transport_counters(), 1.0, what="stats")
-            except (OdysseyError, RuntimeError):
-                pass
-        connected_at = session.connected_at if session is not None else None
-        return media_stats(runtime.buffer, runtime.dispatcher.frames_dropped, connected_at, counters)
+        """Frame counters, measured fps and bitrate of this connection (no I/O; never blocks)."""
+        return self._runtime.stats()
 
 
 def connect_to_stream(

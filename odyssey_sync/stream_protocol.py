@@ -28,7 +28,7 @@ from typing import Any, Union
 import attrs
 
 from . import protocol
-from .errors import OdysseyStreamError, StreamDurationExceededError, stream_error_from_reason
+from .errors import OdysseyStateError, OdysseyStreamError, StreamDurationExceededError, stream_error_from_reason
 from .types import Acknowledgement, BroadcastInfo
 
 __all__ = [
@@ -246,19 +246,19 @@ class StreamProtocol:
             self._in_flight.append(head)
             self._to_send.append(head)
 
-    def _refusal(self, request: Request) -> OdysseyStreamError | None:
+    def _refusal(self, request: Request) -> OdysseyStateError | None:
         """Why ``request`` does not fit the stream state now, if it does not."""
         if request.kind == protocol.STREAM_START and self.stream_id is not None:
-            return OdysseyStreamError(
+            return OdysseyStateError(
                 f"A stream is already running ({self.stream_id}); call end_stream() before starting another",
                 reason="stream_running",
             )
         if request.kind == protocol.UPDATE and self.stream_id is None:
-            return OdysseyStreamError(
+            return OdysseyStateError(
                 "No stream is running; call start_stream() before interact()", reason="no_stream"
             )
         if request.kind == protocol.STREAM_END and self.stream_id is None:
-            return OdysseyStreamError(
+            return OdysseyStateError(
                 "No stream is running; nothing to end (call start_stream() first)", reason="no_stream"
             )
         return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import threading
 from concurrent.futures import Future
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -16,6 +16,7 @@ from odyssey_sync import (
     MediaStream,
     Odyssey,
     OdysseyConnectionError,
+    OdysseyStateError,
     OdysseyStreamError,
     OdysseyTimeoutError,
     SpectatorConnection,
@@ -208,3 +209,28 @@ def test_timeout_defaults_read_well_in_help() -> None:
     assert repr(odyssey_sync.DEFAULT_TIMEOUT) == "<client default>"
     assert repr(odyssey_sync.CURRENT_STREAM) == "<current stream>"
     assert "timeout: 'Timeout' = <client default>" in str(inspect.signature(Odyssey.get_frame))
+
+
+def test_every_wrong_state_error_is_one_type_that_says_what_to_call(client: Odyssey, server: LocalOdyssey) -> None:
+    def state_error(call: Callable[[], object], reason: str, advice: str) -> None:
+        with pytest.raises(OdysseyStateError, match=advice) as caught:
+            call()
+        assert caught.value.reason == reason
+        assert isinstance(caught.value, OdysseyStreamError) and isinstance(caught.value, OdysseyConnectionError)
+
+    state_error(lambda: client.interact("Too early"), "not_connected", r"call connect\(\) first")
+    state_error(lambda: client.get_frame(timeout=1), "not_connected", r"call connect\(\) before pulling frames")
+    client.connect()
+    state_error(lambda: client.interact("No stream"), "no_stream", r"call start_stream\(\) before interact\(\)")
+    state_error(lambda: client.end_stream(), "no_stream", r"call start_stream\(\) first")
+    stream_id = client.start_stream("A quarry", portrait=False)
+    state_error(lambda: client.start_stream("Another"), "stream_running", r"call end_stream\(\) before starting another")
+    client.end_stream()
+    while True:  # what the stream sent stays readable, then the pull says the stream is over
+        try:
+            client.get_frame(timeout=5)
+        except OdysseyStateError as exc:
+            assert exc.reason == "stream_ended" and stream_id in str(exc) and "start_stream()" in str(exc)
+            break
+    client.disconnect()
+    state_error(lambda: client.end_stream(), "not_connected", r"call connect\(\) first")

@@ -150,6 +150,42 @@ def test_fork_guard(server: LocalOdyssey) -> None:
     assert result.stdout.split() == ["refused", "parent-ok"], result.stderr[-2000:]
 
 
+def test_a_client_made_in_a_forked_child_works_and_releases(server: LocalOdyssey) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, threading, time, warnings
+        from odyssey_sync import Odyssey
+        parent = Odyssey(api_key={server.api_key!r}, api_url={server.url!r}, timeout=20)
+        parent.connect()
+        parent.get_frame(timeout=10)
+        read_end, write_end = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:
+            try:
+                with Odyssey(api_key={server.api_key!r}, api_url={server.url!r}, timeout=20) as child:
+                    child.connect()
+                    got = child.get_frame(timeout=10) is not None
+                deadline = time.monotonic() + 5
+                while any(t.name.startswith("odyssey-") for t in threading.enumerate()) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                left = [t.name for t in threading.enumerate() if t.name.startswith("odyssey-")]
+                verdict = f"frame={{got}} left={{left}}".encode()
+            except BaseException as exc:
+                verdict = f"crashed {{exc!r}}".encode()
+            os.write(write_end, verdict)
+            os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        print(os.read(read_end, 4096).decode())
+        parent.disconnect()
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    assert result.stdout.strip() == "frame=True left=[]", (result.stdout, result.stderr[-2000:])
+
+
 def test_telemetry_is_sent_only_when_opted_in(server: LocalOdyssey) -> None:
     sessions = {}
     for opted_in in (False, True):  # the silent client goes first: its events would have arrived first
