@@ -35,6 +35,7 @@ from ._extras import require
 from .client import Odyssey
 from .errors import (
     OdysseyConnectionError,
+    OdysseyStateError,
     OdysseyStreamError,
     OdysseyTimeoutError,
     StreamDurationExceededError,
@@ -204,9 +205,11 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         self._check_open()
         last = self._last_frame
         if last is None or self._stream_id is None:
-            raise OdysseyStreamError("step() before reset(): call reset() to start a stream first")
+            raise OdysseyStateError("step() before reset(): call reset() to start a stream first", reason="no_stream")
         if self._stream_over is not None:
-            raise OdysseyStreamError(f"the episode's stream is over ({self._stream_over}); call reset() to start another")
+            raise OdysseyStateError(
+                f"the episode's stream is over ({self._stream_over}); call reset() to start another", reason="stream_ended"
+            )
         prompt = self._action_prompt(action)
         self._steps += 1
         reason = self._collect_interacts()
@@ -257,7 +260,7 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise OdysseyStreamError("the environment is closed; make a new one")
+            raise OdysseyStateError("the environment is closed; make a new one", reason="not_connected")
 
     def _connected_client(self) -> Odyssey:
         client = self._client
@@ -370,7 +373,7 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         """Why the episode's stream ended under a call that raised ``error``; ``None`` if it did not."""
         if _caused_by_duration_limit(error):
             return "stream_duration_limit"
-        if isinstance(error, OdysseyStreamError) and self._client.current_stream_id != self._stream_id:
+        if getattr(error, "reason", None) in ("stream_ended", "no_stream"):
             return "stream_ended"
         return None
 
