@@ -87,6 +87,7 @@ def test_stream_records_an_mp4_and_sends_timed_prompts_from_stdin(server: LocalO
     assert f"1.0 s  {JUMP}" in done.stdout and f"2.0 s  {SLEEP}" in done.stdout, "the applied prompts are printed"
 
 
+@pytest.mark.slow
 def test_stream_portrait_into_a_folder_with_a_json_interacts_file(server: LocalOdyssey, tmp_path: Path) -> None:
     interacts = tmp_path / "steps.json"
     interacts.write_text(json.dumps([{"timestamp_ms": 500, "interact": {"prompt": JUMP}}]))
@@ -102,6 +103,7 @@ def test_stream_portrait_into_a_folder_with_a_json_interacts_file(server: LocalO
     assert [event["prompt"] for event in received_updates(server, stream_id, tmp_path)] == [JUMP]
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp_path: Path) -> None:
     out = tmp_path / "interrupted.mp4"
     env = {**os.environ, "ODYSSEY_API_URL": server.url, "ODYSSEY_API_KEY": server.api_key}
@@ -142,6 +144,7 @@ def test_ctrl_c_ends_the_recording_and_keeps_the_video(server: LocalOdyssey, tmp
     assert size == (1280, 704) and count == frames >= 20
 
 
+@pytest.mark.slow
 def test_the_servers_stream_limit_ends_the_recording_with_a_note(tmp_path: Path) -> None:
     with LocalOdyssey(max_stream_seconds=1.0) as limited:
         done = run_odyssey(limited, "stream", "A cat", "--seconds", "10", "--out", str(tmp_path / "short.mp4"))
@@ -189,6 +192,7 @@ def test_simulate_waits_and_downloads_the_videos(server: LocalOdyssey, tmp_path:
     assert names == sorted(f"{stream_id}{suffix}" for suffix in (".mp4", ".events.jsonl", ".jpg", ".preview.mp4"))
 
 
+@pytest.mark.slow
 def test_simulate_without_wait_prints_the_queued_job(server: LocalOdyssey) -> None:
     done = run_odyssey(server, "simulate", "-", "--portrait", stdin=json.dumps({"script": SCRIPT}))
     assert done.returncode == 0, done.stderr

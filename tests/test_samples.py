@@ -55,6 +55,7 @@ def test_opencv_viewer_headless_saves_bgr_frames(tmp_path: Path) -> None:
     assert image.shape == (704, 1280, 3) and read_stamp(image) is not None
 
 
+@pytest.mark.slow
 def test_opencv_viewer_without_opencv_prints(tmp_path: Path) -> None:
     shadow = tmp_path / "no_cv2"
     (shadow / "cv2").mkdir(parents=True)
@@ -66,6 +67,7 @@ def test_opencv_viewer_without_opencv_prints(tmp_path: Path) -> None:
     assert not (tmp_path / "viewer-output").exists()
 
 
+@pytest.mark.slow
 def test_broadcast_viewer_runs_a_viewer_process(tmp_path: Path) -> None:
     done = run_sample("broadcast_viewer.py", "--seconds", "2", cwd=tmp_path)
     pids = re.fullmatch(r"(\d+) \(this process: (\d+)\)", line(done.stdout, "viewer pid:"))
@@ -79,6 +81,7 @@ def test_broadcast_viewer_runs_a_viewer_process(tmp_path: Path) -> None:
     assert len([text for text in done.stdout.splitlines() if text.startswith("steered:")]) == 2
 
 
+@pytest.mark.slow
 def test_gym_random_agent(tmp_path: Path) -> None:
     pytest.importorskip("gymnasium")
     done = run_sample("gym_random_agent.py", "--episodes", "2", "--steps", "10", cwd=tmp_path)
