@@ -35,6 +35,13 @@ logger = logging.getLogger("odyssey_sync.spectator")
 
 _CONFIG_TIMEOUT_S = 5.0
 _POST_TIMEOUT_S = 10.0
+# Largest ICE config or SDP answer read: real ones are a few kilobytes.
+_MAX_REPLY_BYTES = 1024 * 1024
+# A 429 with Retry-After (too many spectators joining at once) is retried for this long, each wait at most
+# _MAX_RETRY_AFTER_S; the caller's timeout bounds it too.
+_JOIN_RETRY_BUDGET_S = 20.0
+_MAX_RETRY_AFTER_S = 10.0
+_REDACTED = "<redacted>"
 _DELETE_TIMEOUT_S = 1.0
 _PEER_CLOSE_TIMEOUT_S = 1.0
 # A broadcast sends ~20 frames a second; this long without one means it is gone.
@@ -52,8 +59,12 @@ def whep_endpoint(webrtc_url: str) -> str:
     return f"{webrtc_url.rstrip('/')}/whep"
 
 
-def _refusal(status: int, detail: str | None) -> Exception:
-    """The typed error of a refused WHEP offer."""
+def _refusal(status: int, detail: str | None, token: str = "") -> Exception:
+    """The typed error of a refused WHEP offer; the server's ``detail`` is quoted with ``token`` removed."""
+    if detail and token:
+        detail = detail.replace(token, _REDACTED)
+    if detail:
+        detail = protocol.scrub_urls(detail)[:300]
     said = f": {detail}" if detail else ""
     if status in (401, 403):
         return OdysseyAuthError(
@@ -67,7 +78,33 @@ def _refusal(status: int, detail: str | None) -> Exception:
         )
     if status == 503:
         return OdysseyConnectionError(f"The broadcast cannot take more spectators now (HTTP 503){said}; try again later")
+    if status == 429:
+        return OdysseyConnectionError(f"Too many spectators are joining this broadcast at once (HTTP 429){said}")
     return OdysseyConnectionError(f"WHEP connection failed: HTTP {status}{said}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """The seconds of a ``Retry-After: <seconds>`` header, capped; ``None`` when absent or a date."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), _MAX_RETRY_AFTER_S)
+
+
+async def _read_limited(response: aiohttp.ClientResponse, what: str) -> bytes:
+    """The body, or :class:`OdysseyConnectionError` once it passes :data:`_MAX_REPLY_BYTES`."""
+    too_large = OdysseyConnectionError(
+        f"The broadcast server's {what} is larger than {_MAX_REPLY_BYTES} bytes; check the webrtc_url"
+    )
+    if response.content_length is not None and response.content_length > _MAX_REPLY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > _MAX_REPLY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class WhepSession:
@@ -127,7 +164,7 @@ class WhepSession:
             # aiortc gathers every candidate inside setLocalDescription (no trickle).
             await self.pc.setLocalDescription(await self.pc.createOffer())
             answer = await self._post_offer(self.pc.localDescription.sdp)
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await _apply_answer(self.pc, answer, self._token)
             await asyncio.shield(self._ready)
         except BaseException as exc:
             self._ended = True
@@ -143,7 +180,7 @@ class WhepSession:
         url = f"{protocol.origin_of(self.webrtc_url)}/config"
         try:
             async with self._http.get(url, timeout=aiohttp.ClientTimeout(total=_CONFIG_TIMEOUT_S)) as response:
-                body = await response.read()
+                body = await _read_limited(response, "ICE config")
                 status = response.status
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise OdysseyConnectionError(f"Cannot reach the broadcast server: {_describe(exc)}") from None
@@ -151,13 +188,41 @@ class WhepSession:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
             servers = protocol.parse_ice_servers(json.loads(body))
-        except (ValueError, protocol.ProtocolError) as exc:
+        except (ValueError, RecursionError, protocol.ProtocolError) as exc:
             logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
             return None
         return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
 
     async def _post_offer(self, offer: str) -> str:
-        """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors."""
+        """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors.
+
+        A 429 with ``Retry-After`` (too many spectators joining with this
+        token at once) is retried after the time it names, for up to
+        :data:`_JOIN_RETRY_BUDGET_S`.
+        """
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + _JOIN_RETRY_BUDGET_S
+        while True:
+            status, body, headers = await self._post_once(offer)
+            wait = _retry_after(headers.get("Retry-After")) if status == 429 else None
+            if wait is None or loop.time() + wait > give_up_at:
+                break
+            logger.info("the broadcast answered 429 (spectators joining at once); retrying in %g s", wait)
+            await asyncio.sleep(wait)
+        if not 200 <= status < 300:
+            raise _refusal(status, _detail_of(body), self._token)
+        if not body.strip():
+            raise OdysseyConnectionError(f"WHEP connection failed: HTTP {status} without an SDP answer")
+        url = whep_endpoint(self.webrtc_url)
+        location = headers.get("Location")
+        self.location = urljoin(url, location) if location else None
+        if self.location is None:
+            logger.warning("the WHEP answer has no Location header; disconnect() cannot tell the server")
+        logger.debug("WHEP session %s", protocol.redact_url(self.location or ""))
+        return body
+
+    async def _post_once(self, offer: str) -> tuple[int, str, dict[str, str]]:
+        """One POST of the offer: status, body (at most :data:`_MAX_REPLY_BYTES`) and headers."""
         assert self._http is not None
         url = f"{whep_endpoint(self.webrtc_url)}?token={quote(self._token, safe='')}"
         try:
@@ -167,19 +232,10 @@ class WhepSession:
                 headers={"Content-Type": "application/sdp"},
                 timeout=aiohttp.ClientTimeout(total=_POST_TIMEOUT_S),
             ) as response:
-                body = await response.text()
-                if not 200 <= response.status < 300:
-                    raise _refusal(response.status, _detail_of(body))
-                location = response.headers.get("Location")
+                body = (await _read_limited(response, "WHEP answer")).decode("utf-8", "replace")
+                return response.status, body, dict(response.headers)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise OdysseyConnectionError(f"WHEP connection failed: {_describe(exc)}") from None
-        if not body.strip():
-            raise OdysseyConnectionError(f"WHEP connection failed: HTTP {response.status} without an SDP answer")
-        self.location = urljoin(url, location) if location else None
-        if self.location is None:
-            logger.warning("the WHEP answer has no Location header; disconnect() cannot tell the server")
-        logger.debug("WHEP session %s", protocol.redact_url(self.location or ""))
-        return body
 
     def _wire_peer(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -290,11 +346,23 @@ async def _drain(track: MediaStreamTrack) -> None:
             return
 
 
+async def _apply_answer(pc: RTCPeerConnection, answer: str, token: str) -> None:
+    """Apply the server's answer SDP; one the peer cannot use is an :class:`OdysseyConnectionError`."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        reason = protocol.scrub_urls(str(exc)[:200]).replace(token, _REDACTED) if token else str(exc)[:200]
+        raise OdysseyConnectionError(
+            f"The broadcast server's WHEP answer cannot be used ({type(exc).__name__}: {reason}); "
+            "check that webrtc_url is a WHEP endpoint"
+        ) from None
+
+
 def _detail_of(body: str) -> str | None:
     """The ``detail`` of a JSON error body, if it is one."""
     try:
         return protocol.error_detail(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

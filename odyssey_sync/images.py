@@ -30,10 +30,14 @@ import numpy as np
 __all__ = [
     "LANDSCAPE_SIZE",
     "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
     "PORTRAIT_SIZE",
     "SUPPORTED_MIME_TYPES",
+    "TooManyPixelsError",
     "centre_crop_box",
+    "check_image",
     "decode_to_rgb",
+    "image_dimensions",
     "image_to_bytes",
     "prepare_image",
     "sniff_mime",
@@ -44,6 +48,13 @@ logger = logging.getLogger("odyssey_sync.images")
 
 MAX_IMAGE_BYTES: int = 25 * 1024 * 1024
 """Largest accepted image, in bytes, measured on the encoded input."""
+
+MAX_IMAGE_PIXELS: int = 50_000_000
+"""Most pixels (width x height) an image may have to be decoded: a 48-megapixel camera photo fits.
+
+Checked from the file's header before anything is decoded, so a small file
+that would inflate to gigabytes (a decompression bomb) is refused cheaply.
+"""
 
 SUPPORTED_MIME_TYPES: tuple[str, ...] = (
     "image/jpeg",
@@ -62,6 +73,10 @@ LANDSCAPE_SIZE: tuple[int, int] = (1280, 704)
 
 PORTRAIT_SIZE: tuple[int, int] = (704, 1280)
 """(width, height) of a portrait stream."""
+
+class TooManyPixelsError(ValueError):
+    """An image whose header gives more than :data:`MAX_IMAGE_PIXELS` pixels; it is refused undecoded."""
+
 
 _ACCEPTED_TYPES_HINT = (
     "Pass a file path (str or os.PathLike), the encoded file contents "
@@ -298,6 +313,33 @@ def decode_to_rgb(image: object, width: int, height: int) -> np.ndarray:
     return _cover_resize(rgb, width, height, "rgb24").to_ndarray(format="rgb24")
 
 
+def check_image(image: object) -> tuple[int, int] | None:
+    """Check ``image`` as a start image without decoding its pixels; its ``(width, height)``.
+
+    Applies what :func:`decode_to_rgb` would check first (type, 25 MB, format,
+    header, :data:`MAX_IMAGE_PIXELS`), cheaply enough for a server to run on
+    every submitted image. ``None``: a HEIC/HEIF/AVIF file without a readable
+    size, which is left for the decoder to refuse.
+
+    Raises:
+        TypeError: ``image`` is not an accepted type.
+        TooManyPixelsError: the header gives more than :data:`MAX_IMAGE_PIXELS` pixels.
+        ValueError: the image is too large, not a supported format, or its header is unusable.
+    """
+    data, mime = image_to_bytes(image)
+    if mime == "image/jpeg" and not _jpeg_is_complete(data):
+        raise _corrupt(mime, "it is truncated (the end-of-image marker is missing)")
+    size = image_dimensions(data, mime)
+    if size is None:
+        if mime in _ISOBMFF_MIME_TYPES:
+            return None
+        raise _corrupt(mime, "its header does not give the picture's width and height")
+    if size[0] <= 0 or size[1] <= 0:
+        raise _corrupt(mime, f"its header gives a size of {size[0]}x{size[1]}")
+    _check_pixels(*size)
+    return size
+
+
 def _pixel_count(name: str, value: object) -> int:
     """Validate a width or height argument and return it as an int."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -382,13 +424,18 @@ def _read_path(path: str | os.PathLike[str] | os.PathLike[bytes]) -> bytes:
 
 
 def _decode_data_url(url: str) -> bytes:
-    """Decode a ``data:[<mime>][;...];base64,<payload>`` URL to bytes."""
-    header, sep, payload = url.partition(",")
-    if not sep:
+    """Decode a ``data:[<mime>][;...];base64,<payload>`` URL to bytes.
+
+    The payload may be tens of megabytes: it is encoded once and decoded
+    once, without the intermediate copies a partition and a strip would make.
+    """
+    comma = url.find(",")
+    if comma < 0:
         raise ValueError(
             "Malformed data URL: there is no ',' after the 'data:...' header. "
             "Use the form 'data:image/jpeg;base64,<base64 data>'."
         )
+    header = url[:comma]
     params = header[5:].split(";")
     if params[-1].strip().lower() != "base64":
         raise ValueError(
@@ -396,15 +443,18 @@ def _decode_data_url(url: str) -> bytes:
             "Use the form 'data:image/jpeg;base64,<base64 data>'."
         )
     try:
-        raw = payload.encode("ascii")
+        encoded = url.encode("ascii")
     except UnicodeEncodeError:
         raise ValueError(
             "Malformed data URL: the payload contains non-ASCII characters, so it is not base64. "
             "Encode the image bytes with base64.b64encode and try again."
         ) from None
-    raw = raw.translate(None, b" \t\r\n")
-    raw += b"=" * (-len(raw) % 4)
-    decoded_size = len(raw) // 4 * 3 - raw[-2:].count(b"=")
+    raw: bytes | memoryview = memoryview(encoded)[comma + 1 :]
+    if any(encoded.find(space, comma + 1) >= 0 for space in (b" ", b"\t", b"\r", b"\n")):
+        raw = bytes(raw).translate(None, b" \t\r\n")
+    if len(raw) % 4:
+        raw = bytes(raw) + b"=" * (-len(raw) % 4)
+    decoded_size = len(raw) // 4 * 3 - bytes(raw[-2:]).count(b"=")
     if decoded_size > MAX_IMAGE_BYTES:
         raise _too_large(decoded_size)
     try:
@@ -493,8 +543,9 @@ def _decode_first_frame(data: bytes, mime: str) -> av.VideoFrame | None:
     build cannot decode (so the caller may pass it through), and raises
     :class:`ValueError` when the data is corrupt.
     """
-    if mime == "image/jpeg" and not _jpeg_is_complete(data):
-        raise _corrupt(mime, "it is truncated (the end-of-image marker is missing)")
+    # Opening the container already decodes (FFmpeg probes the stream), so the size is checked first.
+    if check_image(data) is None:
+        return None  # HEIC/HEIF/AVIF without an 'ispe' size: treated as undecodable, never opened
     try:
         with av.open(io.BytesIO(data), mode="r", format=_DEMUXERS[mime]) as container:
             streams = container.streams.video
@@ -516,6 +567,117 @@ def _decode_first_frame(data: bytes, mime: str) -> av.VideoFrame | None:
         return None
     reason = error.strerror if isinstance(error, av.FFmpegError) and error.strerror else str(error)
     raise _corrupt(mime, reason[:1].lower() + reason[1:]) from error
+
+
+def image_dimensions(data: bytes, mime: str) -> tuple[int, int] | None:
+    """``(width, height)`` of encoded image ``data`` read from its header, without decoding; ``None`` if unreadable.
+
+    ``mime`` is what :func:`sniff_mime` found. JPEG: the first frame header
+    (SOFn); PNG: IHDR; GIF: the logical screen; BMP: the info header; WebP:
+    the VP8/VP8L/VP8X header; HEIC/HEIF/AVIF: the largest ``ispe`` property.
+    """
+    try:
+        if mime == "image/png":
+            return (_be(data, 16, 4), _be(data, 20, 4)) if data[12:16] == b"IHDR" else None
+        if mime == "image/jpeg":
+            return _jpeg_dimensions(data)
+        if mime == "image/gif":
+            return _le(data, 6, 2), _le(data, 8, 2)
+        if mime == "image/bmp":
+            header = _le(data, 14, 4)
+            if header == 12:  # BITMAPCOREHEADER: 16-bit sizes
+                return _le(data, 18, 2), _le(data, 20, 2)
+            if header not in _BMP_INFO_HEADER_SIZES:
+                return None
+            return abs(_le(data, 18, 4, signed=True)), abs(_le(data, 22, 4, signed=True))
+        if mime == "image/webp":
+            return _webp_dimensions(data)
+        if mime in _ISOBMFF_MIME_TYPES:
+            return _ispe_dimensions(data)
+    except IndexError:
+        return None
+    return None
+
+
+def _be(data: bytes, at: int, size: int) -> int:
+    if at + size > len(data):
+        raise IndexError(at)
+    return int.from_bytes(data[at : at + size], "big")
+
+
+def _le(data: bytes, at: int, size: int, *, signed: bool = False) -> int:
+    if at + size > len(data):
+        raise IndexError(at)
+    return int.from_bytes(data[at : at + size], "little", signed=signed)
+
+
+# BITMAPINFOHEADER and its successors (and OS/2's), by their size field.
+_BMP_INFO_HEADER_SIZES = frozenset({16, 40, 52, 56, 64, 108, 124})
+
+# Start-of-frame markers (baseline, extended, progressive, lossless; Huffman and arithmetic).
+_JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first SOFn segment, walking segments up to the first scan."""
+    pos, end = 2, len(data)
+    while pos < end:
+        if data[pos] != 0xFF:
+            return None
+        while pos < end and data[pos] == 0xFF:
+            pos += 1
+        if pos >= end:
+            return None
+        marker = data[pos]
+        pos += 1
+        if marker in _JPEG_STANDALONE_MARKERS:
+            continue
+        if marker == 0xDA or marker == 0xD9:
+            return None  # a scan (or the end) before any frame header
+        length = _be(data, pos, 2)
+        if marker in _JPEG_SOF_MARKERS:
+            height, width = _be(data, pos + 3, 2), _be(data, pos + 5, 2)
+            return (width, height) if height else None  # height 0 (set later by DNL) is not supported
+        pos += length
+    return None
+
+
+def _webp_dimensions(data: bytes) -> tuple[int, int] | None:
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return _le(data, 24, 3) + 1, _le(data, 27, 3) + 1
+    if kind == b"VP8L":
+        if data[20] != 0x2F:
+            return None
+        bits = _le(data, 21, 4)
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            return None
+        return _le(data, 26, 2) & 0x3FFF, _le(data, 28, 2) & 0x3FFF
+    return None
+
+
+def _ispe_dimensions(data: bytes) -> tuple[int, int] | None:
+    """The largest image spatial extent (``ispe``) property of a HEIF/AVIF file, if any."""
+    best: tuple[int, int] | None = None
+    at = data.find(b"ispe")
+    while at >= 4:
+        width, height = _be(data, at + 8, 4), _be(data, at + 12, 4)
+        if best is None or width * height > best[0] * best[1]:
+            best = (width, height)
+        at = data.find(b"ispe", at + 4)
+    return best
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse a picture of more than :data:`MAX_IMAGE_PIXELS` before it is decoded."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise TooManyPixelsError(
+            f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it (it is resized to 1280x704 or 704x1280 "
+            "anyway) and try again."
+        )
 
 
 def _corrupt(mime: str, reason: str) -> ValueError:

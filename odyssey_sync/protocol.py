@@ -20,6 +20,9 @@ STREAMER_TO_CLIENT = "streamerToClient"
 # Largest data-channel message a client sends when the remote limit is unknown.
 DEFAULT_DATA_CHANNEL_LIMIT = 16 * 1024
 
+MAX_PROMPT_CHARS = 10_000
+"""Prompts (stream starts, updates and simulation scripts) must be shorter than this many characters."""
+
 LANDSCAPE = (1280, 704)
 PORTRAIT = (704, 1280)
 
@@ -72,16 +75,43 @@ def encode(message: Mapping[str, Any]) -> str:
 
 
 def decode(raw: str | bytes) -> dict[str, Any]:
-    """Parse one JSON message that must be an object with a string ``type``."""
+    """Parse one JSON message that must be an object with a string ``type``.
+
+    Anything else, nesting too deep to parse included, raises :class:`ProtocolError`.
+    """
     try:
         if isinstance(raw, (bytes, bytearray, memoryview)):
             raw = bytes(raw).decode("utf-8")
         message = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"message is not JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("message is nested too deeply to parse") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError("message is not a JSON object with a string 'type'")
     return message
+
+
+def prompt_problem(prompt: object, *, name: str = "prompt") -> str | None:
+    """What is wrong with ``prompt``, in words for the sender, or ``None`` when it is usable.
+
+    The one rule for every path (data channel, signaling start, simulation
+    scripts): a string under :data:`MAX_PROMPT_CHARS` characters that is valid
+    Unicode text (no lone UTF-16 surrogates, which JSON can carry as
+    ``\\ud800`` but no UTF-8 text can hold). Emptiness is the caller's rule.
+    """
+    if not isinstance(prompt, str):
+        return f"{name} must be a string, not {'null' if prompt is None else type(prompt).__name__}"
+    if len(prompt) >= MAX_PROMPT_CHARS:
+        return f"{name} is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS} (a sentence or two works best)"
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"{name} is not valid Unicode text: a lone surrogate (U+{ord(prompt[exc.start]):04X}) at character "
+            f"{exc.start}; send the text as UTF-8"
+        )
+    return None
 
 
 # -- builders, client to server -------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The Odyssey REST API over ``requests``, blocking, on the caller's thread.
 
 :class:`RestClient` holds one HTTP session, the API key and the cached access
-token. Every call takes ``timeout`` (an overall budget in seconds) and maps
+token. Every call takes ``timeout``, a total deadline in seconds that holds
+whatever the server does (one sending a byte at a time included), and maps
 every failure to an :class:`~odyssey_sync.errors.OdysseyError`: the status code
-picks the class, and the text says what to do. The API key and the access token
-never appear in exception messages, logs or ``repr``.
+picks the class, and the text says what to do. Replies over
+:data:`MAX_REPLY_BYTES` are refused. The API key and the access token never
+appear in exception messages, logs or ``repr``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import attrs
 import requests
 import urllib3
 
-from . import protocol
+from . import _deadline_http, protocol
 from .errors import (
     PORTAL_URL,
     ConcurrentLimitReachedError,
@@ -36,7 +38,7 @@ from .errors import (
 )
 from .types import StreamerCapabilities
 
-__all__ = ["RestClient", "SessionGrant"]
+__all__ = ["MAX_REPLY_BYTES", "RestClient", "SessionGrant"]
 
 _log = logging.getLogger("odyssey_sync.rest")
 
@@ -47,6 +49,10 @@ _REDACTED = "<redacted>"
 _LEGACY_CONCURRENT = re.compile(r"maximum concurrent sessions \((\d+)\) reached", re.IGNORECASE)
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 _USER_AGENT = f"odyssey-sync python-requests/{requests.__version__}"
+_READ_CHUNK = 65536
+
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+"""Largest reply body read (after decompression); the API's replies are a few kilobytes to a few hundred."""
 
 
 @attrs.frozen
@@ -137,6 +143,8 @@ class RestClient:
     threads. ``timeout`` is the default budget, in seconds, of each call and the
     longest any single HTTP request may take; a call's own ``timeout=`` may be
     ``math.inf`` to lift the overall budget (each request stays bounded).
+    Budgets are total deadlines: reading the answer stops when they run out,
+    however slowly the server sends it.
     """
 
     def __init__(self, api_url: str, api_key: str | None, *, timeout: float = 30.0) -> None:
@@ -153,6 +161,9 @@ class RestClient:
         self._api_key = api_key.strip() if api_key and api_key.strip() else None
         self._timeout = float(timeout)
         self._session = requests.Session()
+        adapter = _deadline_http.DeadlineAdapter()
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
         self._session.verify = True
         self._session.headers.update({"User-Agent": _USER_AGENT, "Accept": "application/json"})
         self._token_lock = threading.Lock()
@@ -418,26 +429,28 @@ class RestClient:
         if remaining <= 0:
             raise self._timed_out(method, path, deadline)
         per_request = min(remaining, self._timeout)
+        request_deadline = started + per_request
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            response = self._session.request(
-                method,
-                self._api_url + path,
-                json=json,
-                params=params,
-                headers=headers,
-                timeout=(per_request, per_request),
-                allow_redirects=False,
-                stream=True,
-            )
-            try:
-                content = self._read_body(response, method, path, deadline)
-            finally:
-                response.close()
+            with _deadline_http.deadline(request_deadline):
+                response = self._session.request(
+                    method,
+                    self._api_url + path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=(per_request, per_request),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                try:
+                    content = self._read_body(response, method, path, request_deadline)
+                finally:
+                    response.close()
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             elapsed_ms = (time.monotonic() - started) * 1000
             _log.debug("%s %s failed after %.0f ms: %s", method, path, elapsed_ms, type(exc).__name__)
-            if _is_timeout(exc) or time.monotonic() >= deadline:
+            if _is_timeout(exc) or time.monotonic() >= request_deadline:
                 raise self._timed_out(method, path, deadline) from exc
             if isinstance(exc, requests.exceptions.SSLError):
                 raise OdysseyConnectionError(
@@ -455,21 +468,29 @@ class RestClient:
         if content.strip():
             try:
                 body = _json.loads(content)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
                 is_json = False
         return _Reply(response.status_code, response.reason or "", response.headers, body, is_json)
 
     def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
-        """The whole body, giving up at the deadline even if the server trickles bytes."""
-        raw = response.raw
-        if not hasattr(raw, "read1"):  # urllib3 1.x: each read is still bounded by the socket timeout
-            return response.content
-        chunks = []
-        while chunk := raw.read1(65536, decode_content=True):
-            chunks.append(chunk)
+        """The whole body, at most :data:`MAX_REPLY_BYTES`, by the deadline even if the server trickles bytes."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+            raise self._too_large(method, path)
+        body = bytearray()
+        for chunk in response.iter_content(_READ_CHUNK):
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                raise self._too_large(method, path)
             if time.monotonic() > deadline:
                 raise self._timed_out(method, path, deadline)
-        return b"".join(chunks)
+        return bytes(body)
+
+    def _too_large(self, method: str, path: str) -> OdysseyConnectionError:
+        return OdysseyConnectionError(
+            f"{method} {path} answered with more than {MAX_REPLY_BYTES} bytes, far more than the Odyssey API "
+            f"sends; check api_url ({self._api_url})"
+        )
 
     def _checked(
         self, reply: _Reply, method: str, path: str, *, not_found: Callable[[str], OdysseyError] | None

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from . import protocol
+
 __all__ = [
     "MAX_PROMPT_CHARS",
     "MAX_SCRIPTS_PER_JOB",
@@ -39,8 +41,8 @@ __all__ = [
 MAX_SCRIPT_MS: int = 150_000
 """Default longest script, in ms: one simulated stream obeys the 150 s per-stream limit."""
 
-MAX_PROMPT_CHARS: int = 10_000
-"""Prompts must be shorter than this many characters."""
+MAX_PROMPT_CHARS: int = protocol.MAX_PROMPT_CHARS
+"""Prompts must be shorter than this many characters (the limit of every path, see :func:`odyssey_sync.protocol.prompt_problem`)."""
 
 MAX_SCRIPTS_PER_JOB: int = 10
 """Most scripts one job may carry in ``scripts=[...]``."""
@@ -325,6 +327,9 @@ def _check_payload(action: str, payload: object, at: str, images_as_data_urls: b
             f"{at}: {action}.prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS} "
             "(a sentence or two works best)"
         )
+    problem = protocol.prompt_problem(prompt, name=f"{action}.prompt")
+    if problem is not None:
+        raise ScriptError(f"{at}: {problem}")
     out: dict[str, Any] = {"prompt": prompt}
     image = payload.get("image")
     if image is not None:
@@ -340,12 +345,14 @@ def _check_data_url(image: object, at: str) -> None:
             f"{at}: start.image must be a 'data:image/...;base64,...' URL, got {_short(image)} "
             "(Odyssey.simulate() converts file paths, bytes, numpy arrays and PIL images for you)"
         )
-    header, sep, payload = image.partition(",")
-    if not sep or not header.lower().endswith(";base64"):
+    # Found, not partitioned: the payload may be 33 MB, and a copy of it holds the GIL for tens of ms.
+    comma = image.find(",")
+    if comma < 0 or not image[:comma].lower().endswith(";base64"):
         raise ScriptError(f"{at}: start.image must be base64-encoded: 'data:image/jpeg;base64,<data>'")
-    if not payload.strip():
+    payload_chars = len(image) - comma - 1
+    if not image[comma + 1 : comma + 65].strip() and (payload_chars <= 64 or image[comma + 1 :].isspace()):
         raise ScriptError(f"{at}: start.image has no data after the comma; encode the image bytes with base64")
-    if len(payload) // 4 * 3 > MAX_IMAGE_BYTES:
+    if payload_chars // 4 * 3 > MAX_IMAGE_BYTES:
         raise ScriptError(
             f"{at}: start.image is over {MAX_IMAGE_BYTES // (1024 * 1024)} MB; use a smaller image "
             "(it is resized to 1280x704 or 704x1280 anyway)"
@@ -356,7 +363,12 @@ def _check_script_url(value: object) -> str:
     if not isinstance(value, str):
         raise ScriptError(f"script_url must be an http(s) URL string, got {_kind(value)}")
     url = value.strip()
-    parts = urlsplit(url)
+    try:
+        url.encode("utf-8")
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks the port is a number in 0..65535
+    except (UnicodeEncodeError, ValueError):
+        raise ScriptError(f"script_url is not a valid URL, got {_short(url)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ScriptError(f"script_url must be an http:// or https:// URL of a JSON script, got {_short(url)}")
     if len(url) > MAX_SCRIPT_URL_CHARS:

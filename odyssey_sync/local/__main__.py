@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep recordings and simulation jobs in DIR across restarts (default: a temporary directory)",
     )
     parser.add_argument("--no-recording", action="store_true", help="do not record interactive streams")
+    parser.add_argument(
+        "--allow-private-script-urls",
+        action="store_true",
+        help="let simulation jobs fetch script_url from loopback, private and link-local addresses "
+        "(default: public addresses only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     return parser
 
@@ -63,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             capacity=args.capacity,
             data_dir=args.data_dir,
             recording=not args.no_recording,
+            allow_private_script_urls=args.allow_private_script_urls,
         )
         keys = [ApiKey(key, name=f"key{i + 1}") for i, key in enumerate(args.api_keys)] if args.api_keys else None
         server = LocalOdyssey(config, api_keys=keys)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
+import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -21,6 +21,15 @@ from aiohttp.abc import AbstractAccessLogger
 from .. import protocol
 from .archive import Archive
 from .auth import Authority, TokenError
+from .bodies import (
+    AUTH_BODY_BYTES,
+    MAX_JSON_SEPARATORS,
+    SMALL_BODY_BYTES,
+    BodyError,
+    parse_json,
+    read_capped,
+    too_large,
+)
 from .broadcast import BroadcastHub
 from .config import KEY_PREFIX, ApiKey, ServerConfig
 from .faults import Faults
@@ -39,6 +48,13 @@ MODEL_NAME = "odyssey-local"
 _CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CORS_HEADERS = "Authorization, Content-Type"
+# Text frames handed over as bytes where aiohttp can (3.14+): decoding a 30 MB message as UTF-8 then
+# happens off the loop, with the parse, instead of on it (the streamer takes either).
+_UNDECODED_TEXT: dict[str, Any] = (
+    {"decode_text": False} if "decode_text" in inspect.signature(web.WebSocketResponse).parameters else {}
+)
+LARGE_BODIES_AT_ONCE = 2
+"""Large bodies (simulation jobs, up to ``max_body_bytes``) read and parsed at once; others wait their turn."""
 
 
 @attrs.define(eq=False)
@@ -52,12 +68,16 @@ class AppState:
     idle: World
     idle_ready: asyncio.Future[None]
     executor: concurrent.futures.Executor
+    inputs: concurrent.futures.Executor
+    """Where untrusted input (large JSON, images) is parsed and decoded, apart from the frame encodes."""
     streamers: set[Streamer] = attrs.Factory(set)
     closing: bool = False
     broadcasts: BroadcastHub = attrs.Factory(
         lambda self: BroadcastHub(self.config, self.authority), takes_self=True
     )
     archive: Archive | None = None
+    large_bodies: asyncio.Semaphore = attrs.Factory(lambda: asyncio.Semaphore(LARGE_BODIES_AT_ONCE))
+    """Held while a body that may be large (a simulation job) is read and parsed: bounds the memory they take."""
 
 
 STATE = web.AppKey("odyssey_state", AppState)
@@ -124,12 +144,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         limit = request.app[STATE].config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
-            raise HttpError(413, _too_large(limit))
+            raise HttpError(413, too_large(limit))
         return await handler(request)
     except HttpError as exc:
         return web.json_response(exc.body, status=exc.status, headers=exc.headers)
+    except BodyError as exc:
+        return web.json_response({"detail": exc.detail}, status=exc.status)
     except web.HTTPRequestEntityTooLarge:
-        return web.json_response({"detail": _too_large(request.app[STATE].config.max_body_bytes)}, status=413)
+        return web.json_response({"detail": too_large(request.app[STATE].config.max_body_bytes)}, status=413)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -146,23 +168,21 @@ def _allow_header(exc: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
-def _too_large(limit: int) -> str:
-    return f"Request body too large: the limit is {limit} bytes"
-
-
 # -- request helpers ----------------------------------------------------------------------
 
 
-async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
+async def _json_body(request: web.Request, limit: int, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The body as a JSON object: read with ``limit`` (413 beyond), parsed off the loop when large.
+
+    ``limit`` is the route's; ``ServerConfig.max_body_bytes`` caps every route.
+    """
+    limit = min(limit, request.app[STATE].config.max_body_bytes)
+    raw = await read_capped(request, limit, max_separators=MAX_JSON_SEPARATORS)
+    if not raw or raw.isspace():
         if allow_empty:
             return {}
         raise HttpError(422, "Request body must be a JSON object")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HttpError(400, f"Request body is not valid JSON: {exc}") from None
+    body = await parse_json(raw, request.app[STATE].inputs, counted=True)
     if not isinstance(body, dict):
         raise HttpError(422, f"Request body must be a JSON object, not {type(body).__name__}")
     return body
@@ -193,7 +213,7 @@ def _http_base(request: web.Request) -> str:
 async def auth_token(request: web.Request) -> web.Response:
     """``POST /auth/token``: an API key for an access token."""
     state = request.app[STATE]
-    body = await _json_body(request)
+    body = await _json_body(request, AUTH_BODY_BYTES)
     api_key = body.get("api_key")
     if not isinstance(api_key, str) or not api_key.startswith(KEY_PREFIX):
         raise HttpError(422, f"api_key must be a string starting with {KEY_PREFIX!r}")
@@ -221,7 +241,7 @@ async def sessions_request(request: web.Request) -> web.Response:
     """``POST /sessions/request``: hold a session, or say why not (503, 429)."""
     state = request.app[STATE]
     key = _caller(request)
-    await _json_body(request, allow_empty=True)
+    await _json_body(request, SMALL_BODY_BYTES, allow_empty=True)
     if state.closing or state.faults.take_session_request_503():
         raise HttpError(503, "No available sessions")
     usage = state.faults.take_usage_error()
@@ -261,7 +281,7 @@ async def sessions_token(request: web.Request) -> web.Response:
     """``POST /sessions/token``: a session JWT for one of the caller's sessions."""
     state = request.app[STATE]
     key = _caller(request)
-    body = await _json_body(request)
+    body = await _json_body(request, SMALL_BODY_BYTES)
     session_id = body.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise HttpError(422, "session_id must be a non-empty string")
@@ -273,11 +293,12 @@ async def sessions_token(request: web.Request) -> web.Response:
 
 
 async def telemetry(request: web.Request) -> web.Response:
-    """``POST /telemetry``: accepted; event names and session ids are kept for tests, the rest ignored."""
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    """``POST /telemetry``: accepted; event names and session ids are kept (cut short) for tests, the rest ignored.
+
+    At most :data:`~.bodies.SMALL_BODY_BYTES` (413 beyond); a body that is not JSON is 400.
+    """
+    raw = await read_capped(request, min(SMALL_BODY_BYTES, request.app[STATE].config.max_body_bytes))
+    body = await parse_json(raw, request.app[STATE].inputs) if raw and not raw.isspace() else None
     events = body.get("events") if isinstance(body, dict) else None
     if isinstance(events, list):
         request.app[STATE].registry.note_telemetry(events)
@@ -307,8 +328,15 @@ async def signaling(request: web.Request) -> web.StreamResponse:
         raise HttpError(404, "Session not found")
     if session.connected:
         raise HttpError(409, "Session already has a signaling connection")
+    # No permessage-deflate: inflating a message costs the server far more than it cost the sender (a few
+    # kilobytes can inflate to max_body_bytes), and it runs on the loop every session's video shares.
     ws = web.WebSocketResponse(
-        timeout=WS_CLOSE_TIMEOUT_S, max_msg_size=state.config.max_body_bytes, autoping=True, heartbeat=None
+        timeout=WS_CLOSE_TIMEOUT_S,
+        max_msg_size=state.config.max_body_bytes,
+        autoping=True,
+        heartbeat=None,
+        compress=False,
+        **_UNDECODED_TEXT,
     )
     if not ws.can_prepare(request).ok:
         raise HttpError(400, "Expected a WebSocket upgrade")
@@ -328,6 +356,7 @@ async def signaling(request: web.Request) -> web.StreamResponse:
         idle=state.idle,
         idle_ready=state.idle_ready,
         executor=state.executor,
+        inputs=state.inputs,
         broadcasts=state.broadcasts,
         archive=state.archive,
     )

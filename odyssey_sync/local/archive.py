@@ -30,6 +30,7 @@ from typing import Any, Callable, TypeVar
 from .config import ServerConfig
 from .jobs import JobWorker
 from .presign import UrlSigner
+from .private import private_dir
 from .recorder import LiveRecording
 from .store import DB_NAME, Store, utc_now
 
@@ -80,7 +81,15 @@ class Archive:
             directory = Path(temp.name)
         else:
             directory = Path(config.data_dir).expanduser().resolve()
-        (directory / _RECORDINGS).mkdir(parents=True, exist_ok=True)
+            if not directory.exists():
+                private_dir(directory)
+            elif directory.stat().st_mode & 0o077:
+                # Not tightened: it may be shared (a home directory, /srv); what the server puts in it is private.
+                logger.warning("data directory %s is readable by other users; its contents are not", directory)
+        private_dir(directory / _RECORDINGS)
+        for recording in (directory / _RECORDINGS).iterdir():
+            if recording.is_dir():
+                private_dir(recording)  # recordings from versions that made them world-readable
         store = Store(directory / DB_NAME)
         for stream_id in store.interrupt_recordings(utc_now()):
             for part in (directory / _RECORDINGS / stream_id).glob(".*.part"):

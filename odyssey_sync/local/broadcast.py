@@ -50,6 +50,7 @@ __all__ = [
     "BroadcastHub",
     "OfferRejected",
     "RelayTrack",
+    "TooManyJoining",
     "Viewer",
 ]
 
@@ -57,10 +58,10 @@ logger = logging.getLogger("odyssey_sync.local.broadcast")
 
 # Seconds of video a viewer may lag before it loses what is queued.
 _VIEWER_QUEUE_SECONDS = 2.0
-# A viewer whose peer is not connected this long after its answer is dropped.
-_JOIN_TIMEOUT_S = 30.0
 _PEER_CLOSE_TIMEOUT_S = 5.0
 _CLOSE_ALL_TIMEOUT_S = 8.0
+MAX_OFFER_CANDIDATES = 64
+"""Most ICE candidates a viewer's offer may carry (a browser's has a handful); each one is probed."""
 # aiortc keeps a viewer's PLI/FIR in this private flag; pre-encoded packets make it the relay's job.
 _SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
 _MIN_KEYFRAME_INTERVAL_S = 0.5
@@ -72,6 +73,15 @@ class BroadcastEnded(Exception):
 
 class BroadcastFull(Exception):
     """The broadcast already has ``max_spectators`` viewers."""
+
+
+class TooManyJoining(Exception):
+    """One spectator token already has ``max_joining_spectators`` viewers whose peers have not connected."""
+
+    def __init__(self, joining: int, retry_after_s: float) -> None:
+        super().__init__(f"{joining} viewers of this token are still joining")
+        self.joining = joining
+        self.retry_after_s = retry_after_s
 
 
 class OfferRejected(Exception):
@@ -134,9 +144,12 @@ class RelayTrack(MediaStreamTrack):
 class Viewer:
     """One WHEP session: its id, peer connection and relay track."""
 
-    def __init__(self, viewer_id: str, pc: RTCPeerConnection, track: RelayTrack, sender: Any) -> None:
-        """Bind the parts of one viewer."""
+    def __init__(
+        self, viewer_id: str, pc: RTCPeerConnection, track: RelayTrack, sender: Any, token_key: str | None = None
+    ) -> None:
+        """Bind the parts of one viewer; ``token_key`` identifies the spectator token it joined with."""
         self.viewer_id = viewer_id
+        self.token_key = token_key
         self.pc = pc
         self.track = track
         self.sender = sender
@@ -154,11 +167,17 @@ class Viewer:
 
 
 def check_offer(sdp: str) -> None:
-    """Raise :class:`OfferRejected` unless ``sdp`` is an offer with a video m-line that can take H.264."""
+    """Raise :class:`OfferRejected` unless ``sdp`` is an offer with a video m-line that can take H.264
+    and at most :data:`MAX_OFFER_CANDIDATES` ICE candidates (the server would probe every one)."""
     try:
         description = SessionDescription.parse(sdp)
     except Exception as exc:
         raise OfferRejected(400, f"the body is not a valid SDP offer: {exc}") from None
+    candidates = sum(len(media.ice_candidates) for media in description.media)
+    if candidates > MAX_OFFER_CANDIDATES:
+        raise OfferRejected(
+            400, f"the SDP offer has {candidates} ICE candidates; at most {MAX_OFFER_CANDIDATES} are taken"
+        )
     video = [media for media in description.media if media.kind == "video"]
     if not video:
         raise OfferRejected(400, "the SDP offer has no video m-line; offer a recvonly video transceiver")
@@ -242,22 +261,30 @@ class Broadcast:
 
     # -- viewers -------------------------------------------------------------------------------
 
-    async def add_viewer(self, offer_sdp: str) -> Viewer:
+    async def add_viewer(self, offer_sdp: str, *, token_key: str | None = None) -> Viewer:
         """Answer a viewer's offer; once its peer connects it receives every packet from a fresh key frame.
 
-        Raises :class:`BroadcastEnded`, :class:`BroadcastFull` or :class:`OfferRejected`.
+        A viewer whose peer has not connected ``spectator_join_timeout_s``
+        later is dropped. ``token_key`` identifies the spectator token: one
+        token may have ``max_joining_spectators`` viewers not yet connected.
+
+        Raises :class:`BroadcastEnded`, :class:`BroadcastFull`, :class:`TooManyJoining`
+        or :class:`OfferRejected`.
         """
         if self._closing is not None:
             raise BroadcastEnded(self.stream_id)
         if len(self._viewers) >= self._config.max_spectators:
             raise BroadcastFull(self.stream_id)
+        joining = sum(1 for v in self._viewers.values() if v.token_key == token_key and not v.connected)
+        if joining >= self._config.max_joining_spectators:
+            raise TooManyJoining(joining, self._config.spectator_join_timeout_s)
         check_offer(offer_sdp)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers_for(self._config)))
         track = RelayTrack(self._queue_packets)
         # H.264 must be chosen before the offer is applied: an answerer's later preferences are ignored.
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(_h264_only())
-        viewer = Viewer(secrets.token_urlsafe(16), pc, track, transceiver.sender)
+        viewer = Viewer(secrets.token_urlsafe(16), pc, track, transceiver.sender, token_key)
         self._viewers[viewer.viewer_id] = viewer
         self._on_change()
         try:
@@ -271,7 +298,9 @@ class Broadcast:
             raise BroadcastEnded(self.stream_id)
         viewer.answer_sdp = pc.localDescription.sdp
         pc.on("connectionstatechange", lambda: self._on_viewer_state(viewer))
-        asyncio.get_running_loop().call_later(_JOIN_TIMEOUT_S, self._drop_if_unconnected, viewer)
+        asyncio.get_running_loop().call_later(
+            self._config.spectator_join_timeout_s, self._drop_if_unconnected, viewer
+        )
         logger.info("broadcast %s: viewer %s joined (%d watching)", self.stream_id[:8], viewer.viewer_id[:6], len(self._viewers))
         return viewer
 

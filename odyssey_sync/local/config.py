@@ -102,6 +102,11 @@ class ServerConfig:
     Broadcast: a stream started with ``broadcast: true`` takes at most
     ``max_spectators`` WHEP viewers (503 beyond); ``broadcast_hls`` also
     writes it as an HLS playlist (``broadcast_url``; ``None`` when off).
+    A viewer whose peer has not connected ``spectator_join_timeout_s`` after
+    its offer was answered is dropped and its slot freed; one spectator token
+    may have at most ``max_joining_spectators`` such viewers at once (429 with
+    ``Retry-After`` beyond), so no token holder can fill the slots with
+    offers that never connect.
 
     ``port=0`` picks a free port. ``capacity`` bounds the sessions held at
     once over all keys (``None`` = unbounded; beyond it ``/sessions/request``
@@ -120,7 +125,14 @@ class ServerConfig:
     Presigned file URLs last ``url_ttl_s``. A key may have ``max_queued_jobs``
     simulation jobs pending or running (429 beyond); ``simulation_workers``
     render them (0: jobs stay pending), at most ``simulation_speed`` times
-    real time (``None``: as fast as possible).
+    real time (``None``: as fast as possible). A job's ``script_url`` is
+    fetched only from public addresses unless ``allow_private_script_urls``
+    (loopback, private networks and link-local included: for trusted setups
+    and tests).
+
+    ``max_body_bytes`` is the largest request the server reads at all: the
+    size of a simulation job or of a signaling message (a start image fits);
+    smaller routes have smaller limits of their own.
     """
 
     host: str = "127.0.0.1"
@@ -132,6 +144,8 @@ class ServerConfig:
     capacity: int | None = attrs.field(default=None, validator=_optional_positive_int)
     image_to_video: bool = True
     max_spectators: int = attrs.field(default=50, validator=_positive)
+    max_joining_spectators: int = attrs.field(default=10, validator=_positive)
+    spectator_join_timeout_s: float = attrs.field(default=5.0, validator=_positive)
     broadcast_hls: bool = True
     ice_servers: list[dict[str, Any]] = attrs.field(factory=list, converter=_ice_servers)
     unclaimed_session_timeout_s: float = attrs.field(default=60.0, validator=_positive)
@@ -144,3 +158,4 @@ class ServerConfig:
     max_queued_jobs: int = attrs.field(default=10, validator=_positive)
     simulation_workers: int = attrs.field(default=1, validator=_non_negative_int)
     simulation_speed: float | None = attrs.field(default=None, validator=_optional_positive)
+    allow_private_script_urls: bool = False

@@ -4,7 +4,8 @@ Jobs are rows in the :class:`~.store.Store`; the worker (``simulation_workers``
 tasks on the server's loop) takes the oldest pending job and moves it
 ``pending -> dispatched -> processing -> completed | failed``, every step a
 compare-and-set, so a job cancelled while pending or dispatched never runs.
-While dispatched, a ``script_url`` is fetched (http/https, 10 s, at most
+While dispatched, a ``script_url`` is fetched (:mod:`.script_fetch`: public
+addresses only unless ``allow_private_script_urls``, 10 s, at most
 ``max_body_bytes``) and validated like an inline script: a problem fails the
 job with an ``error_message`` instead of refusing the submission, as the
 URL is only read when the job runs. Processing renders each script in a
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import json
 import logging
 import shutil
 import threading
@@ -30,12 +30,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-import aiohttp
-
-from .. import protocol
 from ..scripts import JobRequest, ScriptError, validate_job_request
+from .bodies import BodyError, loads_checked
 from .config import ApiKey, ServerConfig
 from .offline import RenderInterrupted, render_script
+from .script_fetch import FETCH_TIMEOUT_S, ScriptFetchError, fetch_script_document
 from .store import JobRow, RecordingRow, RecordingStatus, Store, utc_now
 
 __all__ = ["FETCH_TIMEOUT_S", "JobWorker", "REGION", "new_job", "parse_fetched_scripts"]
@@ -43,7 +42,6 @@ __all__ = ["FETCH_TIMEOUT_S", "JobWorker", "REGION", "new_job", "parse_fetched_s
 logger = logging.getLogger("odyssey_sync.local.jobs")
 
 REGION = "local"
-FETCH_TIMEOUT_S = 10.0
 _IDLE_POLL_S = 5.0
 _STOP_TIMEOUT_S = 3.0
 _PORTRAIT = (704, 1280)
@@ -210,26 +208,21 @@ class JobWorker:
             raise _JobFailed(f"script_url: {exc}") from None
 
     async def _fetch(self, url: str) -> Any:
-        limit = self._config.max_body_bytes
-        timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+        """The JSON document at ``url``, fetched safely and parsed off the loop; :class:`_JobFailed` otherwise."""
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as response:
-                if response.status != 200:
-                    raise _JobFailed(f"script_url answered HTTP {response.status}; it must serve the script as JSON")
-                if response.content_length is not None and response.content_length > limit:
-                    raise _JobFailed(f"the script at script_url is larger than {limit} bytes")
-                body = await response.content.read(limit + 1)
-        except asyncio.TimeoutError:
-            raise _JobFailed(f"script_url did not answer within {FETCH_TIMEOUT_S:g} s") from None
-        except aiohttp.ClientError as exc:
-            reason = protocol.scrub_urls(f"{type(exc).__name__}: {exc}")
-            raise _JobFailed(f"script_url could not be fetched: {reason}") from None
-        if len(body) > limit:
-            raise _JobFailed(f"the script at script_url is larger than {limit} bytes")
+            body = await fetch_script_document(
+                url, limit=self._config.max_body_bytes, allow_private=self._config.allow_private_script_urls
+            )
+        except ScriptFetchError as exc:
+            raise _JobFailed(str(exc)) from None
         try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _JobFailed(f"the document at script_url is not valid JSON: {exc}") from None
+            return await asyncio.get_running_loop().run_in_executor(
+                self._renderer, loads_checked, body, "The document at script_url"
+            )
+        except BodyError as exc:
+            if exc.status == 413:
+                raise _JobFailed(exc.detail) from None
+            raise _JobFailed("the document at script_url is not JSON; it must be a script as JSON") from None
 
     async def _render(self, job: JobRow, index: int, script: list[dict[str, Any]]) -> None:
         width, height = _PORTRAIT if job.request.get("portrait", True) else _LANDSCAPE

@@ -26,6 +26,7 @@ import av
 from av.video.reformatter import VideoReformatter
 
 from .encoder import TIME_BASE
+from .private import create_private, private_dir, private_opener
 
 __all__ = [
     "ARTIFACT_FILES",
@@ -144,8 +145,8 @@ class Mp4PacketWriter:
         self._discard()
 
     def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        container = av.open(str(self._temp), "w", format="mp4", options={"movflags": "+faststart"})
+        private_dir(self._path.parent)
+        container = av.open(str(create_private(self._temp)), "w", format="mp4", options={"movflags": "+faststart"})
         stream = container.add_stream("h264", rate=fractions.Fraction(self._fps).limit_denominator(1000))
         stream.width, stream.height = self._width, self._height
         stream.time_base = TIME_BASE
@@ -159,8 +160,8 @@ class Mp4PacketWriter:
 def write_events(path: Path, events: Iterable[dict[str, Any]]) -> None:
     """Write one JSON object per line, atomically."""
     temp = _temp_name(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(temp, "w", encoding="utf-8") as out:
+    private_dir(path.parent)
+    with open(temp, "w", encoding="utf-8", opener=private_opener) as out:
         for event in events:
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
             out.write("\n")
@@ -235,7 +236,9 @@ class _PreviewWriter:
     def __init__(self, path: Path, size: tuple[int, int], fps: int) -> None:
         self._path = path
         self._temp = _temp_name(path)
-        self._container = av.open(str(self._temp), "w", format="mp4", options={"movflags": "+faststart"})
+        self._container = av.open(
+            str(create_private(self._temp)), "w", format="mp4", options={"movflags": "+faststart"}
+        )
         options = {"preset": "ultrafast", "crf": "30", "threads": "1"}
         stream = self._container.add_stream("libx264", rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
@@ -274,5 +277,6 @@ def _write_jpeg(path: Path, frame: av.VideoFrame) -> None:
     image.pts = 0
     data = b"".join(bytes(packet) for packet in [*codec.encode(image), *codec.encode(None)])
     temp = _temp_name(path)
-    temp.write_bytes(data)
+    with open(temp, "wb", opener=private_opener) as out:
+        out.write(data)
     os.replace(temp, path)

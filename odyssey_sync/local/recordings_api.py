@@ -11,17 +11,20 @@ unexpired signature (403 otherwise).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Sequence
 
 from aiohttp import web
 
-from ..scripts import ScriptError, validate_job_request
+from ..images import TooManyPixelsError, check_image
+from ..scripts import JobRequest, ScriptError, validate_job_request
 from .app import STATE, HttpError, _caller, _http_base, _json_body
 from .archive import FILES_PREFIX, STREAM_ID_PATTERN, Archive
 from .config import ApiKey
 from .jobs import new_job
 from .media import ARTIFACT_FILES, CONTENT_TYPES
 from .presign import SignatureError
+from .script_fetch import url_address_problem
 from .store import ACTIVE_JOB_STATUSES, JOB_STATUSES, JobRow, RecordingRow, Store
 from .usage import usage_error_body
 
@@ -35,6 +38,9 @@ _MINUTES_PER_QUEUED_JOB = 0.1
 _FINISHED_JOB_STATUSES = tuple(s for s in JOB_STATUSES if s not in ACTIVE_JOB_STATUSES)
 _CANCELLABLE = ("pending", "dispatched")
 
+
+# sqlite integers are 64-bit; a page parameter beyond that range cannot be a row number.
+_SQL_INT_LIMIT = 2**63
 
 # A stream that just ended is still being written for a moment; its recording request waits that long.
 _FINALISE_WAIT_S = 10.0
@@ -115,14 +121,20 @@ async def submit_job(request: web.Request) -> web.Response:
     """``POST /simulation-jobs``: validate, check the privilege and the queue limit, queue."""
     key = _caller(request)
     archive = _archive(request)
-    body = await _json_body(request)
-    try:
-        job_request = validate_job_request(body)
-    except ScriptError as exc:
-        raise HttpError(400, str(exc)) from None
+    state = request.app[STATE]
+    async with state.large_bodies:
+        body = await _json_body(request, state.config.max_body_bytes)
+        try:
+            job_request = await asyncio.get_running_loop().run_in_executor(state.inputs, _checked_job, body)
+        except ScriptError as exc:
+            raise HttpError(400, str(exc)) from None
+    if job_request.script_url is not None and not state.config.allow_private_script_urls:
+        problem = url_address_problem(job_request.script_url)
+        if problem is not None:
+            raise HttpError(400, problem)
     if job_request.bypass_vlm_expansion and not key.bypass_privilege:
         raise HttpError(403, "This API key is not allowed to bypass prompt expansion (bypass_vlm_expansion)")
-    limit = request.app[STATE].config.max_queued_jobs
+    limit = state.config.max_queued_jobs
     job = new_job(key, job_request)
     admitted = await archive.db(_admit, archive.store, job, limit)
     if admitted is None:
@@ -135,6 +147,28 @@ async def submit_job(request: web.Request) -> web.Response:
     detail = _job_detail(archive, _http_base(request), job, [])
     detail["estimated_wait_minutes"] = round(admitted * _MINUTES_PER_QUEUED_JOB, 2)
     return web.json_response(detail)
+
+
+def _checked_job(body: dict[str, Any]) -> JobRequest:
+    """Validate a job body, and refuse start images with too many pixels (headers only); runs off the loop.
+
+    Other image problems are left to the render, which fails the job with
+    them, as the hosted API finds them only when the job runs. Raises
+    :class:`ScriptError` with the text of the 400 answer.
+    """
+    job_request = validate_job_request(body)
+    for index, script in enumerate(job_request.scripts):
+        image = script[0]["start"].get("image")
+        if image is None:
+            continue
+        where = "script" if job_request.form == "script" else f"scripts[{index}]"
+        try:
+            check_image(image)
+        except TooManyPixelsError as exc:
+            raise ScriptError(f"{where} entry 0: start.image cannot be used: {exc}") from None
+        except (TypeError, ValueError):
+            pass  # the job fails when it runs, saying why
+    return job_request
 
 
 def _admit(store: Store, job: JobRow, limit: int) -> int | None:
@@ -256,9 +290,13 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise HttpError(422, f"{name} must be an integer, got {raw!r}") from None
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        raise HttpError(422, f"{name} must be an integer, got {shown!r}") from None
+    if not -_SQL_INT_LIMIT <= value < _SQL_INT_LIMIT:
+        raise HttpError(422, f"{name} must be between 0 and {_SQL_INT_LIMIT - 1}, got {raw[:40]}")
+    return value
 
 
 def _status_filter(request: web.Request) -> list[str] | None:

@@ -43,6 +43,7 @@ _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 10.0
 _FAULT_TIMEOUT_S = 10.0
 _RENDER_WORKERS = 8  # per-frame encodes of every session, plus scene builds
+_INPUT_WORKERS = 2  # untrusted input: large JSON bodies and start images, kept off the encoders' threads
 
 
 def _normalise_keys(api_keys: Sequence[ApiKey] | Sequence[str] | None) -> list[ApiKey]:
@@ -85,6 +86,7 @@ class LocalOdyssey:
         self._state: AppState | None = None
         self._runner: web.AppRunner | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inputs: concurrent.futures.ThreadPoolExecutor | None = None
         self._url: str | None = None
         self._archive: Archive | None = None
 
@@ -249,6 +251,7 @@ class LocalOdyssey:
         ensure_loopback_candidates()
         loop = asyncio.get_running_loop()
         self._executor = concurrent.futures.ThreadPoolExecutor(_RENDER_WORKERS, thread_name_prefix="local-odyssey-render")
+        self._inputs = concurrent.futures.ThreadPoolExecutor(_INPUT_WORKERS, thread_name_prefix="local-odyssey-input")
         idle = idle_world(self._config.fps)
         # The idle scene takes ~0.3 s to build once per process; sockets wait for it, REST does not.
         idle_ready = asyncio.ensure_future(loop.run_in_executor(self._executor, idle.render_planes, 0))
@@ -261,6 +264,7 @@ class LocalOdyssey:
             idle=idle,
             idle_ready=idle_ready,
             executor=self._executor,
+            inputs=self._inputs,
             archive=self._archive,
         )
         runner = web.AppRunner(
@@ -326,6 +330,9 @@ class LocalOdyssey:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._inputs is not None:
+            self._inputs.shutdown(wait=True, cancel_futures=True)
+            self._inputs = None
         self._url = None
         self._state = None
 

@@ -12,6 +12,7 @@ readers get frozen snapshots (:class:`SessionRecord`).
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import uuid
@@ -26,6 +27,16 @@ __all__ = ["Admission", "PromptRecord", "SessionRecord", "SessionRegistry", "Str
 
 # Released sessions kept for snapshots; the oldest are forgotten beyond this.
 _HISTORY = 1000
+# Telemetry events kept, and the longest name or session id kept of each.
+_TELEMETRY_KEPT = 100
+_TELEMETRY_TEXT_CHARS = 128
+
+
+def _short_text(value: Any) -> str:
+    """A string cut to :data:`_TELEMETRY_TEXT_CHARS` characters (a copy); the type's name for anything else."""
+    if isinstance(value, str):
+        return value[:_TELEMETRY_TEXT_CHARS]
+    return "None" if value is None else type(value).__name__
 
 
 @attrs.frozen
@@ -138,8 +149,8 @@ class SessionRegistry:
         self._config = config
         self._cond = threading.Condition(threading.RLock())
         self._sessions: OrderedDict[str, Session] = OrderedDict()
-        self.telemetry: list[tuple[str, str | None]] = []
-        """``(event, session_id)`` of the last telemetry events received."""
+        self.telemetry: collections.deque[tuple[str, str | None]] = collections.deque(maxlen=_TELEMETRY_KEPT)
+        """``(event, session_id)`` of the last telemetry events received, each cut to a short string."""
 
     # -- reading (any thread) --------------------------------------------------------------
 
@@ -171,12 +182,19 @@ class SessionRegistry:
             return self._cond.wait_for(predicate, timeout)
 
     def note_telemetry(self, events: list[Any]) -> None:
-        """Keep the names and session ids of received telemetry events (the last 100) for tests."""
+        """Keep the names and session ids of received telemetry events (the last 100) for tests.
+
+        Only short copies are kept (a name or id longer than 128 characters is
+        cut), so what the server retains does not grow with what it is sent.
+        """
         with self._cond:
-            for event in events:
+            for event in events[-_TELEMETRY_KEPT:]:
                 if isinstance(event, dict):
-                    self.telemetry.append((str(event.get("event") or event.get("error_type")), event.get("session_id")))
-            del self.telemetry[:-100]
+                    name = event.get("event") or event.get("error_type")
+                    session_id = event.get("session_id")
+                    self.telemetry.append(
+                        (_short_text(name), _short_text(session_id) if isinstance(session_id, str) else None)
+                    )
             self._cond.notify_all()
 
     def notify(self) -> None:

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Sequence
 
 import attrs
 
+from .private import create_private
+
 __all__ = [
     "ACTIVE_JOB_STATUSES",
     "DB_NAME",
@@ -169,6 +171,7 @@ class Store:
         """Open (creating if needed) the database at ``path``."""
         self._path = Path(path)
         self._lock = threading.Lock()
+        create_private(self._path)  # sqlite gives its -wal and -shm files the database file's mode
         self._db = sqlite3.connect(str(self._path), check_same_thread=False, timeout=10.0)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")

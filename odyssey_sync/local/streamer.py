@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import protocol
 from ..images import decode_to_rgb
+from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
 from .faults import Faults
 from .encoder import H264Encoder
@@ -48,6 +50,7 @@ __all__ = [
     "ensure_loopback_candidates",
     "expand_prompt",
     "ice_servers_for",
+    "large_message_problem",
     "raise_codec_bitrates",
 ]
 
@@ -73,6 +76,13 @@ _STREAM_ERROR_TEXT = {
     "lease_denied": "Credit lease denied",
 }
 
+
+# Largest data-channel message taken: what aiortc declares as its max-message-size in the SDP. A larger
+# start (one with an image) belongs on the signaling socket, as protocol.md says.
+DATA_MESSAGE_LIMIT = 64 * 1024
+
+# Most ICE candidates taken from one client (a browser trickles a handful): the server probes each one.
+MAX_REMOTE_CANDIDATES = 64
 
 # The applied prompt goes back in one ``streamerToClient`` message, which every client must be able
 # to take: aiortc peers declare 64 KiB, browsers 256 KiB, and a message over the declared limit cannot be
@@ -110,6 +120,42 @@ def _bounded(text: str) -> str:
         else:
             high = middle - 1
     return text[:low]
+
+
+# What a start may hold besides its image: the longest prompt with every character escaped as JSON
+# (a surrogate pair, 12 bytes), and the other fields.
+LARGE_MESSAGE_REST = protocol.MAX_PROMPT_CHARS * 12 + 4096
+_IMAGE_VALUE = re.compile(r'"input_image_base64"\s*:\s*"')
+_IMAGE_VALUE_BYTES = re.compile(rb'"input_image_base64"\s*:\s*"')
+
+
+def large_message_problem(text: str | bytes) -> str | None:
+    """Why a signaling message over :data:`~.bodies.INLINE_JSON_BYTES` characters cannot be valid, or ``None``.
+
+    Only a start with an image needs that much: its bulk is the image's data
+    URL, one JSON string without quotes or escapes inside. Everything else
+    must fit in :data:`LARGE_MESSAGE_REST`. Checked with two C-speed
+    searches before the message is parsed, so a 30 MB prompt is refused
+    without the ~100 ms of holding the GIL that parsing it would take.
+    """
+    start, end = 0, -1
+    if isinstance(text, str):
+        found = _IMAGE_VALUE.search(text)
+        if found is not None:
+            start, end = found.end(), text.find('"', found.end())
+    else:
+        found_bytes = _IMAGE_VALUE_BYTES.search(text)
+        if found_bytes is not None:
+            start, end = found_bytes.end(), text.find(b'"', found_bytes.end())
+    bulk = end - start if end >= 0 else 0
+    rest = len(text) - bulk
+    if rest <= LARGE_MESSAGE_REST:
+        return None
+    return (
+        f"The signaling message has {rest} characters besides its image; only a start's input_image_base64 "
+        f"may be large, the rest of a message must fit in {LARGE_MESSAGE_REST}. Prompts must be under "
+        f"{protocol.MAX_PROMPT_CHARS} characters"
+    )
 
 
 def raise_codec_bitrates(bitrate: int) -> None:
@@ -208,10 +254,15 @@ class Streamer:
         idle: World,
         idle_ready: asyncio.Future[None],
         executor: concurrent.futures.Executor,
+        inputs: concurrent.futures.Executor | None = None,
         archive: Archive | None = None,
         broadcasts: BroadcastHub | None = None,
     ) -> None:
-        """Bind the parts; nothing happens until :meth:`run`. Streams are recorded into ``archive``."""
+        """Bind the parts; nothing happens until :meth:`run`. Streams are recorded into ``archive``.
+
+        Frames are encoded on ``executor``; large messages are parsed and
+        start images decoded on ``inputs`` (default: ``executor``).
+        """
         self._session = session
         self._ws = ws
         self._request = request
@@ -221,6 +272,7 @@ class Streamer:
         self._idle = idle
         self._idle_ready = idle_ready
         self._executor = executor
+        self._inputs = inputs or executor
         self._archive = archive
         self._broadcasts = broadcasts
         self._log = _SessionLog(logger, session.session_id)
@@ -231,6 +283,7 @@ class Streamer:
         self._encoder = H264Encoder(fps=config.fps, bitrate=config.video_bitrate)
         self._out: Any = None
         self._pending: list[str] = []
+        self._remote_candidates = 0
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._stream: _ActiveStream | None = None
         self._closing = False
@@ -392,11 +445,15 @@ class Streamer:
         except (ConnectionError, RuntimeError) as exc:
             self._log.info("could not send %s on the signaling socket: %s", message.get("type"), exc)
 
-    async def _on_signaling_text(self, text: str) -> None:
+    async def _on_signaling_text(self, text: str | bytes) -> None:
         try:
-            message = protocol.decode(text)
+            message = await self._decode_signaling(text)
         except protocol.ProtocolError as exc:
             self._log.warning("ignoring a signaling message: %s", exc)
+            return
+        except BodyError as exc:
+            self._log.warning("refusing a signaling message: %s", exc.detail)
+            self._reply(protocol.stream_error("invalid_request", exc.detail))
             return
         kind = message["type"]
         if self._faults.ignores(kind):
@@ -415,6 +472,28 @@ class Streamer:
             self._inbox.put_nowait(message)
         else:
             self._log.warning("ignoring unknown signaling message type %r", kind)
+
+    async def _decode_signaling(self, text: str | bytes) -> dict[str, Any]:
+        """One signaling message; a large one (a start with an image) is parsed off the loop.
+
+        Raises :class:`~odyssey_sync.protocol.ProtocolError` for anything that
+        is not a protocol message, :class:`~.bodies.BodyError` (413) for a
+        document with too many values to parse safely.
+        """
+        if len(text) <= INLINE_JSON_BYTES:
+            return protocol.decode(text)
+        problem = large_message_problem(text)
+        if problem is not None:
+            raise BodyError(413, problem)
+        try:
+            message = await parse_json(text, self._inputs, "The signaling message", counted=True)
+        except BodyError as exc:
+            if exc.status != 413:
+                raise protocol.ProtocolError(exc.detail) from None
+            raise
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise protocol.ProtocolError("message is not a JSON object with a string 'type'")
+        return message
 
     async def _on_answer(self, message: dict[str, Any]) -> None:
         pc = self._pc
@@ -439,6 +518,10 @@ class Streamer:
             text, mid, index = text.get("candidate"), text.get("sdpMid", mid), text.get("sdpMLineIndex", index)
         if self._pc is None or not isinstance(text, str) or not text.strip():
             return  # end-of-candidates, or nothing usable
+        if self._remote_candidates >= MAX_REMOTE_CANDIDATES:
+            self._log.warning("ignoring an ICE candidate: the client sent more than %d", MAX_REMOTE_CANDIDATES)
+            return
+        self._remote_candidates += 1
         text = text.strip()
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
@@ -452,6 +535,24 @@ class Streamer:
     # -- data channels ---------------------------------------------------------------------
 
     def _on_data_message(self, data: str | bytes) -> None:
+        """Take one data channel message. Never raises: aiortc calls this from its receive loop, which
+        an exception would end, and with it the session's video and every later message."""
+        try:
+            self._take_data_message(data)
+        except Exception:
+            self._log.exception("failed to take a data channel message; the session carries on")
+
+    def _take_data_message(self, data: str | bytes) -> None:
+        if len(data) > DATA_MESSAGE_LIMIT:
+            self._log.warning("refusing a data channel message of %d bytes", len(data))
+            self._reply(
+                protocol.stream_error(
+                    "invalid_request",
+                    f"The message is {len(data)} characters; a data channel message may be at most "
+                    f"{DATA_MESSAGE_LIMIT}. Send a start with an image on the signaling socket",
+                )
+            )
+            return
         try:
             message = protocol.decode(data)
         except protocol.ProtocolError as exc:
@@ -535,8 +636,9 @@ class Streamer:
         portrait = message.get("portrait", True)
         image = message.get("input_image_base64")
         bypass = message.get("bypass_vlm_expansion") is True
-        if not isinstance(prompt, str):
-            self._reply(protocol.stream_error("invalid_request", "prompt must be a string"))
+        problem = protocol.prompt_problem(prompt)
+        if problem is not None:
+            self._reply(protocol.stream_error("invalid_request", problem))
             return
         if not isinstance(portrait, bool):
             self._reply(protocol.stream_error("invalid_request", "portrait must be true or false"))
@@ -566,7 +668,7 @@ class Streamer:
                 return
             loop = asyncio.get_running_loop()
             try:
-                seed = await loop.run_in_executor(self._executor, decode_to_rgb, image, width, height)
+                seed = await loop.run_in_executor(self._inputs, decode_to_rgb, image, width, height)
             except (ValueError, TypeError) as exc:
                 self._reply(protocol.stream_error("invalid_image", str(exc)))
                 return
@@ -600,8 +702,9 @@ class Streamer:
 
     async def _on_update(self, message: dict[str, Any]) -> None:
         prompt = message.get("prompt")
-        if not isinstance(prompt, str):
-            self._reply(protocol.stream_error("invalid_request", "prompt must be a string"))
+        problem = protocol.prompt_problem(prompt)
+        if problem is not None or not isinstance(prompt, str):
+            self._reply(protocol.stream_error("invalid_request", problem or "prompt must be a string"))
             return
         stream = self._stream
         if stream is None:

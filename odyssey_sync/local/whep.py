@@ -6,8 +6,10 @@
   Bearer <spectator_token>``), ``Content-Type: application/sdp``, the offer as
   body: ``201 Created``, the answer as body, ``Location`` the viewer's
   resource. 401 bad token (or one for another stream), 404 unknown or ended
-  stream, 415 not SDP, 400/406 an offer without (H.264) video, 503 too many
-  viewers.
+  stream, 415 not SDP, 413 an offer over 256 KiB (chunked or not), 400 an
+  offer that is not UTF-8 text, 400/406 an offer without (H.264) video, 429
+  (``Retry-After``) too many viewers of this token still joining, 503 too
+  many viewers.
 * ``DELETE <Location>``: ``200``, the viewer is gone (404 if it was already).
 * ``GET <webrtc_url>/index.m3u8`` and its segments: the HLS playlist, when the
   server writes one (the stream id, random and unguessable, is the capability,
@@ -20,12 +22,15 @@ trickle (the answer carries every candidate), so ``PATCH`` answers 405.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 
 from aiohttp import web
 
 from .auth import TokenError
-from .broadcast import BroadcastEnded, BroadcastFull, BroadcastHub, OfferRejected
+from .bodies import SDP_BODY_BYTES, BodyError, read_capped
+from .broadcast import BroadcastEnded, BroadcastFull, BroadcastHub, OfferRejected, TooManyJoining
 from .hls import content_type_of
 
 __all__ = ["BROADCASTS", "add_whep_routes"]
@@ -34,7 +39,6 @@ logger = logging.getLogger("odyssey_sync.local.whep")
 
 BROADCASTS = web.AppKey("odyssey_broadcasts", BroadcastHub)
 _SDP = "application/sdp"
-_MAX_SDP_BYTES = 256 * 1024
 _BUSY_RETRY_AFTER_S = "5"
 
 
@@ -50,12 +54,18 @@ def _token_of(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def _token_key(token: str | None) -> str:
+    """What viewers are counted by per token: a digest, so the token itself is not kept."""
+    return hashlib.sha256((token or "").encode("utf-8", "surrogatepass")).hexdigest()
+
+
 async def whep_post(request: web.Request) -> web.Response:
     """``POST /broadcast/{stream_id}/whep``: a new viewer from its SDP offer."""
     hub = request.app[BROADCASTS]
     stream_id = request.match_info["stream_id"]
+    token = _token_of(request)
     try:
-        hub.verify_token(_token_of(request), stream_id)
+        hub.verify_token(token, stream_id)
     except TokenError as exc:
         return _refuse(401, f"Invalid spectator token: {exc}", {"WWW-Authenticate": "Bearer"})
     broadcast = hub.get(stream_id)
@@ -63,16 +73,25 @@ async def whep_post(request: web.Request) -> web.Response:
         return _refuse(404, "Stream not found or already ended")
     if request.content_type != _SDP:
         return _refuse(415, f"Content-Type must be {_SDP}", {"Accept-Post": _SDP})
-    if request.content_length is not None and request.content_length > _MAX_SDP_BYTES:
-        return _refuse(413, f"SDP offer too large: the limit is {_MAX_SDP_BYTES} bytes")
-    offer = await request.text()
     try:
-        viewer = await broadcast.add_viewer(offer)
+        offer = (await read_capped(request, SDP_BODY_BYTES)).decode("utf-8")
+    except BodyError as exc:
+        return _refuse(exc.status, f"SDP offer too large: the limit is {SDP_BODY_BYTES} bytes")
+    except UnicodeDecodeError:
+        return _refuse(400, "The SDP offer is not UTF-8 text; send the offer your WebRTC stack created")
+    try:
+        viewer = await broadcast.add_viewer(offer, token_key=_token_key(token))
     except BroadcastEnded:
         return _refuse(404, "Stream not found or already ended")
     except BroadcastFull:
         return _refuse(
             503, "This broadcast has the maximum number of spectators; try again later", {"Retry-After": _BUSY_RETRY_AFTER_S}
+        )
+    except TooManyJoining as exc:
+        return _refuse(
+            429,
+            f"Too many spectators are joining with this token at once ({exc.joining}); try again in a few seconds",
+            {"Retry-After": str(math.ceil(exc.retry_after_s))},
         )
     except OfferRejected as exc:
         return _refuse(exc.status, str(exc))
