@@ -93,6 +93,29 @@ def steering(env: OdysseyEnv, client: Odyssey, seconds: float) -> dict[str, floa
     return {"env_steps_per_s": env_rate, "sent_per_s": sent_rate, "blocking_steps_per_s": steps / (time.monotonic() - began)}
 
 
+def env_steps(env: OdysseyEnv, *, keep: bool) -> Callable[[], None]:
+    """One environment step per call; ``keep``: hold the observation until the next, as an agent does."""
+    held: list[Any] = [None]
+
+    def step() -> None:
+        observation = env.step(PROMPTS[0])[0]
+        if keep:
+            held[0] = observation
+
+    return step
+
+
+def bare_steps(client: Odyssey) -> Callable[[], None]:
+    """The bare SDK loop: wait for the next frame of the stream and convert it."""
+    last = [client.wait_for_frame(timeout=10)]
+
+    def step() -> None:
+        last[0] = client.wait_for_frame(after=last[0].received_at, timeout=10)
+        _ = last[0].data
+
+    return step
+
+
 class Cost(NamedTuple):
     """CPU per step of the calling thread and of the whole process (ms), and the thread's minor page faults."""
 
@@ -165,27 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         bare_cpu: list[Cost] = []
         for _ in range(args.rounds):
             env.reset()
-
-            def env_step() -> None:
-                env.step(PROMPTS[0])
-
-            env_cpu.append(cpu_per_step(env_step, args.seconds))
-            held: list[Any] = [None]
-
-            def agent_step() -> None:  # as an agent does: the previous observation is alive during the step
-                held[0] = env.step(PROMPTS[0])[0]
-
-            agent_cpu.append(cpu_per_step(agent_step, args.seconds))
-            held[0] = None
+            env_cpu.append(cpu_per_step(env_steps(env, keep=False), args.seconds))
+            agent_cpu.append(cpu_per_step(env_steps(env, keep=True), args.seconds))
             client.end_stream()
             client.start_stream(PROMPTS[0], portrait=False)
-            last = [client.wait_for_frame(timeout=10)]
-
-            def bare_step() -> None:
-                last[0] = client.wait_for_frame(after=last[0].received_at, timeout=10)
-                _ = last[0].data
-
-            bare_cpu.append(cpu_per_step(bare_step, args.seconds))
+            bare_cpu.append(cpu_per_step(bare_steps(client), args.seconds))
             client.end_stream()
 
         with_preview, without, shown = [], [], 0

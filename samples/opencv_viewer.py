@@ -26,7 +26,6 @@ from typing import Iterator
 from odyssey_sync import Odyssey
 
 
-
 def load_opencv() -> ModuleType | None:
     """OpenCV if it is installed; without it the viewer prints instead."""
     try:

@@ -94,7 +94,7 @@ def test_each_step_observes_a_newer_frame(make_env: Callable[..., OdysseyEnv]) -
         numbers.append(stamp_number(observation))
         assert (reward, terminated, truncated) == (0.0, False, False)
         assert info["frames_advanced"] >= 1
-    assert all(later > earlier for earlier, later in zip(numbers, numbers[1:]))
+    assert all(later > earlier for earlier, later in zip(numbers, numbers[1:], strict=False))
     assert info["step"] == 10 and info["frame_index"] >= 10
 
 

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from odyssey_sync import Odyssey, OdysseyError, OdysseyTimeoutError  # noqa: E402
-from odyssey_sync.local import LocalOdyssey  # noqa: E402
-from odyssey_sync.notebook import Preview, encode_jpeg, preview  # noqa: E402
-from odyssey_sync.stamp import read_stamp  # noqa: E402
+from odyssey_sync import Odyssey, OdysseyError, OdysseyTimeoutError
+from odyssey_sync.local import LocalOdyssey
+from odyssey_sync.notebook import Preview, encode_jpeg, preview
+from odyssey_sync.stamp import read_stamp
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "notebook_preview.ipynb"
 
