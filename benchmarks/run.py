@@ -27,7 +27,7 @@ from typing import Any, Sequence
 if __package__ in (None, ""):  # ``python benchmarks/run.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.harness import DEFAULT_PARAMS, REPO_ROOT, Context, Figure, fmt  # noqa: E402
+from benchmarks.harness import DEFAULT_PARAMS, REPO_ROOT, Context, Figure, fmt
 
 __all__ = ["SCENARIOS", "machine_facts", "main", "render_markdown", "render_table"]
 

@@ -63,7 +63,7 @@ def _jsonable(value: Any) -> Any:
 
 def _control_server(server: LocalOdyssey) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path == "/sessions":
                 body = json.dumps([_jsonable(record) for record in server.sessions()]).encode()
             elif self.path == "/health":

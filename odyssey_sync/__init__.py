@@ -14,6 +14,7 @@
 ``odyssey_sync.local`` runs an Odyssey-compatible server on this machine.
 """
 
+from ._version import __version__
 from .client import Odyssey
 from .errors import (
     AccountSuspendedError,
@@ -51,8 +52,6 @@ from .types import (
     StreamRecordingInfo,
     StreamRecordingsList,
 )
-
-from ._version import __version__
 
 __all__ = [
     "CURRENT_STREAM",

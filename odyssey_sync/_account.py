@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from . import images, protocol
 from . import scripts as _scripts
+from ._deadline import Deadline
 from .errors import (
     OdysseyAuthError,
     OdysseyConnectionError,
@@ -71,25 +72,10 @@ _MAX_PAGE_SIZE = 100
 _NOT_FOUND = "not_found"
 _MAX_POLL_INTERVAL_S = 10.0
 _POLL_BACKOFF = 1.5
-_SLEEP_SLICE_S = 0.25
 _POLL_ERRORS_TOLERATED = 3
 _CHUNK_BYTES = 256 * 1024
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 _STATUSES = ", ".join(s.value for s in SimulationJobStatus)
-
-class _Budget:
-    """What is left of one call's timeout (``None`` = no limit)."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self.timeout = timeout
-        self.end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float:
-        """Seconds left, as the REST layer takes them (``inf`` = no limit, 0 = expired)."""
-        if self.end is None:
-            return math.inf
-        return max(0.0, self.end - time.monotonic())
-
 
 class AccountMethods:
     """Recordings and simulations: REST calls that need an API key but no connection.
@@ -123,7 +109,7 @@ class AccountMethods:
         """
         self._check_process()
         stream_id = _check_id("stream_id", stream_id)
-        return self._get_recording(stream_id, _Budget(self._call_timeout(timeout)))
+        return self._get_recording(stream_id, Deadline(self._call_timeout(timeout), "get_recording()"))
 
     def list_stream_recordings(
         self,
@@ -139,10 +125,10 @@ class AccountMethods:
         """
         self._check_process()
         params = _page_params(limit, offset)
-        budget = _Budget(self._call_timeout(timeout))
+        deadline = Deadline(self._call_timeout(timeout), "list_stream_recordings()")
         where = "GET /stream-recordings"
         data = self._rest_client().request_json(
-            "GET", "/stream-recordings", params=params, timeout=budget.left(), not_found=_no_endpoint(where)
+            "GET", "/stream-recordings", params=params, timeout=deadline, not_found=_no_endpoint(where)
         )
         body = _object(data, where)
         items = _list(body, "recordings", where)
@@ -216,8 +202,7 @@ class AccountMethods:
         _check_bool("progress", progress)
         call_timeout = self._call_timeout(timeout)
         targets = _plan_targets(stream_id, dest, kinds)
-        budget = _Budget(call_timeout)
-        recording = self._get_recording(stream_id, budget)
+        recording = self._get_recording(stream_id, Deadline(call_timeout, "download_recording()"))
         urls: dict[str, str] = {}
         for kind in kinds:
             url = getattr(recording, ARTIFACTS[kind][0])
@@ -236,7 +221,7 @@ class AccountMethods:
                 _download(http, urls[kind], targets[kind], kind, progress, call_timeout)
         return targets
 
-    def _get_recording(self, stream_id: str, budget: _Budget) -> Recording:
+    def _get_recording(self, stream_id: str, deadline: Deadline) -> Recording:
         def not_found(detail: str) -> OdysseyError:
             return OdysseyStreamError(
                 f"Recording not found for stream {stream_id!r} (404): check the id (list_stream_recordings() "
@@ -245,7 +230,7 @@ class AccountMethods:
             )
 
         path = f"/recordings/{quote(stream_id, safe='')}"
-        data = self._rest_client().request_json("GET", path, timeout=budget.left(), not_found=not_found)
+        data = self._rest_client().request_json("GET", path, timeout=deadline, not_found=not_found)
         body = _object(data, f"GET {path}")
         return Recording(stream_id=_opt_str(body, "stream_id") or stream_id, **_artifact_fields(body))
 
@@ -288,7 +273,7 @@ class AccountMethods:
         _check_bool("portrait", portrait)
         if bypass_prompt_expansion is not None:
             _check_bool("bypass_prompt_expansion", bypass_prompt_expansion)
-        call_timeout = self._call_timeout(timeout)
+        deadline = Deadline(self._call_timeout(timeout), "simulate()")
         body: dict[str, Any] = {"portrait": portrait, "output_video": True}
         if bypass_prompt_expansion is not None:
             body["bypass_vlm_expansion"] = bypass_prompt_expansion
@@ -315,7 +300,7 @@ class AccountMethods:
                 "POST",
                 "/simulation-jobs",
                 json=final.to_json(),
-                timeout=_Budget(call_timeout).left(),
+                timeout=deadline,
                 not_found=_no_endpoint("POST /simulation-jobs"),
             )
         except OdysseyAuthError as exc:
@@ -344,11 +329,11 @@ class AccountMethods:
         """
         self._check_process()
         job = _job_id(job_id)
-        return self._job_status(job, _Budget(self._call_timeout(timeout)).left())
+        return self._job_status(job, Deadline(self._call_timeout(timeout), "get_simulate_status()"))
 
-    def _job_status(self, job_id: str, budget_s: float) -> SimulationJobDetail:
+    def _job_status(self, job_id: str, deadline: Deadline) -> SimulationJobDetail:
         path = f"/simulation-jobs/{quote(job_id, safe='')}"
-        data = self._rest_client().request_json("GET", path, timeout=budget_s, not_found=_job_not_found(job_id))
+        data = self._rest_client().request_json("GET", path, timeout=deadline, not_found=_job_not_found(job_id))
         return _job_detail(data, f"GET {path}", job_id)
 
     def list_simulations(
@@ -373,10 +358,10 @@ class AccountMethods:
         if active is not None:
             _check_bool("active", active)
             params["active"] = "true" if active else "false"
-        budget = _Budget(self._call_timeout(timeout))
+        deadline = Deadline(self._call_timeout(timeout), "list_simulations()")
         where = "GET /simulation-jobs"
         data = self._rest_client().request_json(
-            "GET", "/simulation-jobs", params=params, timeout=budget.left(), not_found=_no_endpoint(where)
+            "GET", "/simulation-jobs", params=params, timeout=deadline, not_found=_no_endpoint(where)
         )
         body = _object(data, where)
         jobs = [_job_info(item, where, None) for item in _list(body, "jobs", where)]
@@ -397,10 +382,10 @@ class AccountMethods:
         self._check_process()
         job = _job_id(job_id)
         path = f"/simulation-jobs/{quote(job, safe='')}"
-        budget = _Budget(self._call_timeout(timeout))
+        deadline = Deadline(self._call_timeout(timeout), "cancel_simulation()")
         try:
             data = self._rest_client().request_json(
-                "DELETE", path, timeout=budget.left(), not_found=_job_not_found(job)
+                "DELETE", path, timeout=deadline, not_found=_job_not_found(job)
             )
         except OdysseyError as exc:
             if type(exc) is not OdysseyError:
@@ -443,19 +428,19 @@ class AccountMethods:
         if not 0 < poll_interval < math.inf:
             raise ValueError(f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}")
         call_timeout = self._call_timeout(timeout)
-        budget = _Budget(call_timeout)
+        deadline = Deadline(call_timeout, "wait_for_simulation()")
         interval = float(poll_interval)
         ceiling = max(_MAX_POLL_INTERVAL_S, interval)
         status = "unknown"
         failures = 0
         with tqdm(total=None, desc=f"Simulation {job}", bar_format="{desc} [{elapsed}]", disable=_bar_off(progress)) as bar:
             while True:
-                if budget.left() <= 0:
+                if deadline.expired():
                     raise _still_running(job, status, call_timeout)
                 try:
-                    detail = self._job_status(job, budget.left())
+                    detail = self._job_status(job, deadline)
                 except (OdysseyTimeoutError, OdysseyConnectionError) as exc:
-                    if budget.left() <= 0:
+                    if deadline.expired():
                         raise _still_running(job, status, call_timeout) from None
                     failures += 1
                     if failures > _POLL_ERRORS_TOLERATED:
@@ -469,7 +454,7 @@ class AccountMethods:
                     bar.refresh()
                     if detail.status.is_terminal:
                         return detail
-                _sleep(min(interval, budget.left()))
+                _sleep(deadline.within(interval))
                 interval = min(interval * _POLL_BACKOFF, ceiling)
 
 
@@ -765,9 +750,9 @@ def _seconds(timeout: float | None) -> str:
 
 def _sleep(seconds: float) -> None:
     """Sleep in short slices so Ctrl+C is handled promptly."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, _SLEEP_SLICE_S))
+    pause = Deadline(seconds, "sleep")
+    while not pause.expired():
+        time.sleep(pause.slice())
 
 
 # -- downloads --------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("odysse
 
 
 @contextlib.contextmanager
-def deadline(at: float) -> Iterator[None]:
-    """Responses read inside the block stop at ``at`` (a ``time.monotonic()`` moment)."""
+def deadline(at: float | None) -> Iterator[None]:
+    """Responses read inside the block stop at ``at`` (a ``time.monotonic()`` moment; ``None``: no limit)."""
     token = _DEADLINE.set(at)
     try:
         yield

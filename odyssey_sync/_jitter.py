@@ -46,12 +46,12 @@ class MarkerJitterBuffer(JitterBuffer):
                 timestamp = packet.timestamp
             elif packet.timestamp != timestamp:
                 # The previous frame ended without a marker: release it the way aiortc does.
-                frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+                frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]  # RtpPacket._data: the payload aiortc keeps privately
                 self.remove(count)
                 return frame
             packets.append(packet)
             if packet.marker:
-                frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+                frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]  # RtpPacket._data: the payload aiortc keeps privately
                 self.remove(count + 1)
                 return frame
         return None
@@ -69,8 +69,9 @@ def install() -> bool:
         logger.debug("aiortc %s untested: keeping its jitter buffer", aiortc.__version__)
         return False
     module = aiortc.rtcrtpreceiver
-    if module.JitterBuffer is not MarkerJitterBuffer:
-        if module.JitterBuffer is not JitterBuffer:
+    current = getattr(module, "JitterBuffer")  # noqa: B009  # the receiver module's own import of the class
+    if current is not MarkerJitterBuffer:
+        if current is not JitterBuffer:
             return False  # someone else replaced it: leave theirs alone
-        module.JitterBuffer = MarkerJitterBuffer  # type: ignore[misc]
+        setattr(module, "JitterBuffer", MarkerJitterBuffer)  # noqa: B010  # what new receivers construct
     return True

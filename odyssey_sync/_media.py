@@ -13,9 +13,11 @@ import time
 from typing import Callable
 
 import aiohttp
+import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from ._deadline import Deadline
 from .frames import FrameBuffer, FrameNumbering, VideoFrame
 from .types import Stats
 
@@ -62,6 +64,8 @@ class VideoIn:
                 decoded = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(decoded, av.VideoFrame):
+                continue  # a video track yields frames; anything else is not ours to count
             stream_id, prompt = self._tag()
             frame = self._numbering.frame(decoded, stream_id=stream_id, prompt=prompt)
             self.last_frame_at = frame.received_at
@@ -147,11 +151,11 @@ def media_stats(
     )
 
 
-async def close_peer(pc: RTCPeerConnection | None, http: aiohttp.ClientSession | None, *, timeout: float) -> None:
-    """Close the peer connection (waiting at most ``timeout`` seconds) and then the HTTP session."""
+async def close_peer(pc: RTCPeerConnection | None, http: aiohttp.ClientSession | None, deadline: Deadline) -> None:
+    """Close the peer connection (by ``deadline``) and then the HTTP session."""
     if pc is not None:
         try:
-            await asyncio.wait_for(pc.close(), timeout)
+            await asyncio.wait_for(pc.close(), max(deadline.left(), 0.0))
         except (asyncio.TimeoutError, Exception) as exc:
             logger.debug("peer close: %r", exc)
     if http is not None:

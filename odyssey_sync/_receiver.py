@@ -16,11 +16,12 @@ import os
 import threading
 from typing import Any, Callable, Coroutine, Generic, TypeVar
 
+from ._deadline import Deadline
 from ._dispatch import Dispatcher
 from ._heap import trim_heap
-from ._loop import LoopThread
 from ._media import VideoIn, media_stats
 from .frames import FrameBuffer, MediaStream
+from .loop_thread import LoopThread
 from .types import Stats
 
 __all__ = ["Phase", "Receiver"]
@@ -28,6 +29,10 @@ __all__ = ["Phase", "Receiver"]
 logger = logging.getLogger("odyssey_sync.receiver")
 
 S = TypeVar("S")
+
+CLOSE_BUDGET_S = 1.5
+"""How long closing a session may take on ``disconnect()`` (signaling goodbye, WHEP DELETE, peer close,
+each bounded by what is left); stopping the two threads afterwards keeps a disconnect within about 2 s."""
 
 
 class Phase(enum.Enum):
@@ -57,7 +62,6 @@ class Receiver(Generic[S]):
         buffer_size: int,
         timeout: float | None,
         on_error: Callable[[], Callable[[BaseException, bool], Any] | None] | None = None,
-        release_budget_s: float,
     ) -> None:
         """Threads named ``name``; ``timeout`` is the default of the pulling calls; ``on_error()``
         gives the handler that hears of exceptions raised by other handlers."""
@@ -69,7 +73,6 @@ class Receiver(Generic[S]):
         self.session: S | None = None
         self.video: VideoIn | None = None
         self.end_error: BaseException | None = None
-        self._release_budget_s = release_budget_s
         self._phase = Phase.OPENING
         self._ended_while_opening = False
         self._lock = threading.Lock()
@@ -134,8 +137,11 @@ class Receiver(Generic[S]):
 
     # -- teardown -----------------------------------------------------------------------------------
 
-    def release(self, close: Callable[[S], Coroutine[Any, Any, Any]], *, discard: bool = True, what: str) -> None:
-        """Close the session with ``close(session)`` on the loop (bounded), stop both threads, give memory back.
+    def release(
+        self, close: Callable[[S, Deadline], Coroutine[Any, Any, Any]], *, discard: bool = True, what: str
+    ) -> None:
+        """Close the session with ``close(session, deadline)`` on the loop, within the release budget;
+        stop both threads; give the memory back.
 
         ``discard`` lets go of the frames still buffered (the user left);
         without it they stay readable until the user disconnects. Idempotent;
@@ -150,11 +156,12 @@ class Receiver(Generic[S]):
                 return
             self._released = True
             session, self.session = self.session, None
-            coroutine = close(session) if session is not None else None
+            deadline = Deadline(CLOSE_BUDGET_S, what)
+            coroutine = close(session, deadline) if session is not None else None
             if coroutine is not None:
                 if self.loop.is_running:
                     try:
-                        self.loop.run(coroutine, self._release_budget_s, what=what)
+                        self.loop.run(coroutine, deadline)
                     except BaseException as exc:  # best effort: stopping the loop cancels what is left
                         logger.debug("%s: %r", what, exc)
                 else:

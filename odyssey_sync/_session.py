@@ -19,8 +19,8 @@ from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.sdp import candidate_from_sdp
 
 from . import _jitter, protocol
+from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from ._loop import cancel_and_wait, create_task
 from ._signaling import SignalingChannel, connect_with_retries
 from .errors import (
     OdysseyConnectionError,
@@ -31,6 +31,7 @@ from .errors import (
     connection_error_from_reason,
 )
 from .frames import FrameBuffer, VideoFrame
+from .loop_thread import cancel_and_wait, create_task
 from .stream_protocol import (
     BroadcastReady,
     InteractAcknowledged,
@@ -46,7 +47,8 @@ from .types import AdvancedConfig, BroadcastInfo
 
 logger = logging.getLogger("odyssey_sync.session")
 
-_PEER_CLOSE_TIMEOUT_S = 2.0
+# How long a teardown the session starts itself (after a failure) may take; disconnect() passes its own deadline.
+_TEARDOWN_S = 2.0
 # After a normal signaling close, how long the data channel may still deliver the server's last words.
 _MEDIA_GRACE_S = 1.0
 
@@ -472,8 +474,8 @@ class Session:
             self._ready.exception()  # retrieved: open() re-raises it
         self._start_teardown(error, goodbye=False)
 
-    async def close(self) -> None:
-        """Close cleanly: ``client_disconnecting``, close code 1000, peer closed. Bounded."""
+    async def close(self, deadline: Deadline) -> None:
+        """Close cleanly by ``deadline``: ``client_disconnecting``, close code 1000, peer closed."""
         if self._teardown_task is not None:
             await asyncio.shield(self._teardown_task)
             return
@@ -482,21 +484,24 @@ class Session:
         self.stream.fail(OdysseyConnectionError("disconnect() was called"))
         self._pump_protocol()
         self.buffer.close(self.error)
-        await self._start_teardown(self.error, goodbye=not already_ended)
+        await self._start_teardown(self.error, goodbye=not already_ended, deadline=deadline)
 
-    def _start_teardown(self, error: BaseException | None, *, goodbye: bool) -> asyncio.Future[None]:
+    def _start_teardown(
+        self, error: BaseException | None, *, goodbye: bool, deadline: Deadline | None = None
+    ) -> asyncio.Future[None]:
         """Start tearing down once; every caller gets the same (shielded) task to await."""
         if self._teardown_task is None:
             self._closing = True
-            self._teardown_task = create_task(self._teardown(error, goodbye=goodbye), name="odyssey-teardown")
+            deadline = deadline or Deadline(_TEARDOWN_S, "session teardown")
+            self._teardown_task = create_task(self._teardown(error, goodbye, deadline), name="odyssey-teardown")
         return asyncio.shield(self._teardown_task)
 
-    async def _teardown(self, error: BaseException | None, *, goodbye: bool) -> None:
+    async def _teardown(self, error: BaseException | None, goodbye: bool, deadline: Deadline) -> None:
         for task in self._tasks:
             await cancel_and_wait(task)
         if self._signaling is not None:
-            await self._signaling.close(goodbye=goodbye)
-        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
+            await self._signaling.close(goodbye=goodbye, deadline=deadline)
+        await close_peer(self.pc, self._http, deadline)
         self.buffer.close(error)
 
 

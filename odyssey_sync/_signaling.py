@@ -14,6 +14,7 @@ import aiohttp
 from aiortc import RTCIceServer
 
 from . import protocol
+from ._deadline import Deadline
 from .errors import OdysseyAuthError, OdysseyConnectionError
 from .types import AdvancedConfig
 
@@ -34,13 +35,13 @@ async def fetch_ice_servers(http: aiohttp.ClientSession, signalling_url: str) ->
             raise OdysseyConnectionError(f"ICE config request failed with HTTP {response.status}")
         body = await response.json(content_type=None)
     servers = protocol.parse_ice_servers(body)
-    return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+    return [RTCIceServer(**server) for server in servers]
 
 
 class SignalingChannel:
     """One open signaling WebSocket."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         self._ws = ws
         self._send_lock = asyncio.Lock()
 
@@ -71,15 +72,15 @@ class SignalingChannel:
                 logger.debug("signaling socket error: %s", self._ws.exception())
                 break
 
-    async def close(self, *, goodbye: bool) -> None:
-        """Close with 1000 "Client disconnect", after ``client_disconnecting`` if ``goodbye``."""
+    async def close(self, *, goodbye: bool, deadline: Deadline) -> None:
+        """Close with 1000 "Client disconnect", after ``client_disconnecting`` if ``goodbye``; by ``deadline``."""
         if self._ws.closed:
             return
         try:
             if goodbye:
-                await asyncio.wait_for(self.send(protocol.client_disconnecting()), _CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(self.send(protocol.client_disconnecting()), deadline.within(_CLOSE_TIMEOUT_S))
             await asyncio.wait_for(
-                self._ws.close(code=1000, message=protocol.CLIENT_CLOSE_REASON.encode()), _CLOSE_TIMEOUT_S
+                self._ws.close(code=1000, message=protocol.CLIENT_CLOSE_REASON.encode()), deadline.within(_CLOSE_TIMEOUT_S)
             )
         except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
             pass

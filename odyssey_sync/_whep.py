@@ -24,10 +24,12 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from . import _jitter, protocol
+from ._deadline import Deadline
 from ._media import VideoIn, close_peer
-from ._loop import cancel_and_wait, create_task
+from ._signaling import describe
 from .errors import OdysseyAuthError, OdysseyConnectionError, OdysseyStreamError
 from .frames import FrameBuffer, VideoFrame
+from .loop_thread import cancel_and_wait, create_task
 
 __all__ = ["SpectatorListener", "WhepSession", "whep_endpoint"]
 
@@ -43,7 +45,8 @@ _JOIN_RETRY_BUDGET_S = 20.0
 _MAX_RETRY_AFTER_S = 10.0
 _REDACTED = "<redacted>"
 _DELETE_TIMEOUT_S = 1.0
-_PEER_CLOSE_TIMEOUT_S = 1.0
+# How long a teardown the session starts itself (after a failure) may take; disconnect() passes its own deadline.
+_TEARDOWN_S = 2.0
 # A broadcast sends ~20 frames a second; this long without one means it is gone.
 
 
@@ -183,7 +186,7 @@ class WhepSession:
                 body = await _read_limited(response, "ICE config")
                 status = response.status
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise OdysseyConnectionError(f"Cannot reach the broadcast server: {_describe(exc)}") from None
+            raise OdysseyConnectionError(f"Cannot reach the broadcast server: {describe(exc)}") from None
         try:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
@@ -191,7 +194,7 @@ class WhepSession:
         except (ValueError, RecursionError, protocol.ProtocolError) as exc:
             logger.info("no ICE config from %s (%s); using the default STUN server", url, exc)
             return None
-        return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+        return [RTCIceServer(**server) for server in servers]
 
     async def _post_offer(self, offer: str) -> str:
         """POST the offer; the answer SDP, with :attr:`location` set. Refusals raise typed errors.
@@ -235,7 +238,7 @@ class WhepSession:
                 body = (await _read_limited(response, "WHEP answer")).decode("utf-8", "replace")
                 return response.status, body, dict(response.headers)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise OdysseyConnectionError(f"WHEP connection failed: {_describe(exc)}") from None
+            raise OdysseyConnectionError(f"WHEP connection failed: {describe(exc)}") from None
 
     def _wire_peer(self, pc: RTCPeerConnection) -> None:
         @pc.on("track")
@@ -304,37 +307,40 @@ class WhepSession:
         # After a failure the server may still hold the viewer: tell it (bounded).
         self._start_teardown(error, delete=error is not None)
 
-    async def close(self, *, delete: bool) -> None:
+    async def close(self, *, delete: bool, deadline: Deadline) -> None:
         """Leave: ``DELETE <Location>`` first if ``delete``, then close the peer. Bounded; idempotent."""
         if self._teardown_task is not None:
             await asyncio.shield(self._teardown_task)
             return
         self._ended = True
         self.buffer.close(self.error)
-        await self._start_teardown(self.error, delete=delete)
+        await self._start_teardown(self.error, delete=delete, deadline=deadline)
 
-    def _start_teardown(self, error: BaseException | None, *, delete: bool) -> asyncio.Future[None]:
+    def _start_teardown(
+        self, error: BaseException | None, *, delete: bool, deadline: Deadline | None = None
+    ) -> asyncio.Future[None]:
         if self._teardown_task is None:
+            deadline = deadline or Deadline(_TEARDOWN_S, "spectator teardown")
             self._closing = True
-            self._teardown_task = create_task(self._teardown(error, delete=delete), name="odyssey-spectator-teardown")
+            self._teardown_task = create_task(self._teardown(error, delete, deadline), name="odyssey-spectator-teardown")
         return asyncio.shield(self._teardown_task)
 
-    async def _teardown(self, error: BaseException | None, *, delete: bool) -> None:
+    async def _teardown(self, error: BaseException | None, delete: bool, deadline: Deadline) -> None:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 await cancel_and_wait(task)
         if delete and self.location is not None and self._http is not None:
-            await self._delete()
-        await close_peer(self.pc, self._http, timeout=_PEER_CLOSE_TIMEOUT_S)
+            await self._delete(deadline)
+        await close_peer(self.pc, self._http, deadline)
         self.buffer.close(error)
 
-    async def _delete(self) -> None:
+    async def _delete(self, deadline: Deadline) -> None:
         assert self._http is not None and self.location is not None
         try:
-            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=_DELETE_TIMEOUT_S)) as response:
+            async with self._http.delete(self.location, timeout=aiohttp.ClientTimeout(total=deadline.within(_DELETE_TIMEOUT_S))) as response:
                 logger.debug("WHEP DELETE -> HTTP %d", response.status)
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
-            logger.debug("WHEP DELETE failed: %s", _describe(exc))
+            logger.debug("WHEP DELETE failed: %s", describe(exc))
 
 
 async def _drain(track: MediaStreamTrack) -> None:
@@ -364,8 +370,3 @@ def _detail_of(body: str) -> str | None:
         return protocol.error_detail(json.loads(body))
     except (ValueError, RecursionError):
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: text`` of a network error, with every URL query (the token) removed."""
-    return f"{type(exc).__name__}: {protocol.scrub_urls(str(exc))}"

@@ -8,25 +8,24 @@ in a bounded buffer until pulled. Every blocking call takes ``timeout=``.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
-import time
 import weakref
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Literal, NoReturn, overload
+from typing import Any, Callable, Iterator, Literal, NoReturn, cast, overload
 
 import aiohttp
 
 from . import images, protocol
 from ._account import AccountMethods
-from ._version import __version__
-from ._loop import LoopThread, wait_future
+from ._deadline import Deadline, acquire
 from ._receiver import Phase, Receiver
 from ._regions import measure_region_latencies
 from ._session import Session
+from ._version import __version__
 from .errors import OdysseyError, OdysseyStateError, OdysseyStreamError, OdysseyTimeoutError
 from .frames import MediaStream, VideoFrame, check_limit, check_timeout, check_view, moment_of
+from .loop_thread import LoopThread, wait_future
 from .rest import RestClient
 from .spectator import SpectatorConnection, connect_to_stream
 from .stream_protocol import Request
@@ -47,46 +46,8 @@ from .types import (
 logger = logging.getLogger("odyssey_sync.client")
 
 DEFAULT_API_URL = "https://api.odyssey.ml"
-MAX_PROMPT_CHARS = 10_000
-_DISCONNECT_BUDGET_S = 1.5
 # How long past its timeout a caller still waits for the loop to fail a stream request (a loop that stopped).
 _BACKSTOP_S = 1.0
-class _Deadline:
-    """What is left of one call's timeout."""
-
-    def __init__(self, timeout: float | None, what: str) -> None:
-        self.timeout = timeout
-        self.what = what
-        self.began = time.monotonic()
-        self.end = None if timeout is None else self.began + timeout
-
-    def elapsed_ms(self) -> float:
-        """Milliseconds since the call began."""
-        return (time.monotonic() - self.began) * 1000
-
-    def rest_budget(self) -> float:
-        """The remaining time as the REST layer takes it (``inf`` = unbounded)."""
-        left = self.remaining()
-        return math.inf if left is None else left
-
-    def remaining(self) -> float | None:
-        """Seconds left (``None`` = unbounded); raises once expired."""
-        if self.end is None:
-            return None
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise OdysseyTimeoutError(f"{self.what} timed out after {self.timeout:g} s")
-        return left
-
-
-def _acquire(lock: threading.Lock, deadline: _Deadline) -> None:
-    """Take ``lock`` within the deadline, in slices so Ctrl+C gets through."""
-    while True:
-        left = deadline.remaining()
-        if lock.acquire(timeout=0.1 if left is None else min(left, 0.1)):
-            return
-
-
 class _Connection(Receiver[Session]):
     """The runtime of one client connection, with the handlers given to ``connect()``."""
 
@@ -96,7 +57,6 @@ class _Connection(Receiver[Session]):
             buffer_size=buffer_size,
             timeout=timeout,
             on_error=lambda: self.handlers.get("on_error"),
-            release_budget_s=_DISCONNECT_BUDGET_S,
         )
         self.handlers = handlers
 
@@ -167,7 +127,7 @@ class Odyssey(AccountMethods):
         self._conn: _Connection | None = None
         self._capabilities: StreamerCapabilities | None = None
         self._broadcast_info: BroadcastInfo | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[_Connection], Odyssey] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -193,7 +153,7 @@ class Odyssey(AccountMethods):
     def _rest_client(self) -> RestClient:
         with self._lock:
             if self._rest is None:
-                self._rest = RestClient(self._api_url, self._api_key, timeout=self._timeout or 30.0)
+                self._rest = RestClient(self._api_url, self._api_key, timeout=self._timeout)
             return self._rest
 
     def _call_timeout(self, timeout: Any) -> float | None:
@@ -244,7 +204,7 @@ class Odyssey(AccountMethods):
             on_error=on_error,
             on_status_change=on_status_change,
         )
-        deadline = _Deadline(self._call_timeout(timeout), "connect()")
+        deadline = Deadline(self._call_timeout(timeout), "connect()")
         if self._api_key is None:
             raise OdysseyError(
                 "No API key: pass Odyssey(api_key=...) or set ODYSSEY_API_KEY "
@@ -291,25 +251,25 @@ class Odyssey(AccountMethods):
             on_error=on_error,
             on_status_change=on_status_change,
         )
-        deadline = _Deadline(self._call_timeout(timeout), "connect_with_credentials()")
+        deadline = Deadline(self._call_timeout(timeout), "connect_with_credentials()")
         return self._connect(handlers, deadline, credentials=credentials)
 
     def create_client_credentials(self, *, timeout: Timeout = DEFAULT_TIMEOUT) -> ClientCredentials:
         """Mint session credentials with the API key, for a client that has no key (backend side)."""
         self._check_process()
-        deadline = _Deadline(self._call_timeout(timeout), "create_client_credentials()")
+        deadline = Deadline(self._call_timeout(timeout), "create_client_credentials()")
         if self._api_key is None:
             raise OdysseyError("create_client_credentials() needs an API key: pass api_key= or set ODYSSEY_API_KEY")
         return self._mint_credentials(deadline, loop=None)
 
-    def _mint_credentials(self, deadline: _Deadline, loop: LoopThread | None) -> ClientCredentials:
+    def _mint_credentials(self, deadline: Deadline, loop: LoopThread | None) -> ClientCredentials:
         rest = self._rest_client()
-        rest.access_token(timeout=deadline.rest_budget())
+        rest.access_token(timeout=deadline)
         latencies = self._region_latencies(rest, deadline, loop)
         grant = rest.request_session(
-            latencies, queue_timeout_s=self._advanced.queue_timeout_s, timeout=deadline.rest_budget()
+            latencies, queue_timeout_s=self._advanced.queue_timeout_s, timeout=deadline
         )
-        token, expires_in = rest.session_token(grant.session_id, timeout=deadline.rest_budget())
+        token, expires_in = rest.session_token(grant.session_id, timeout=deadline)
         return ClientCredentials(
             signaling_url=grant.signalling_url,
             session_token=token,
@@ -317,8 +277,8 @@ class Odyssey(AccountMethods):
             capabilities=grant.capabilities,
         )
 
-    def _region_latencies(self, rest: RestClient, deadline: _Deadline, loop: LoopThread | None) -> dict[str, int]:
-        regions = rest.regions(timeout=deadline.rest_budget())
+    def _region_latencies(self, rest: RestClient, deadline: Deadline, loop: LoopThread | None) -> dict[str, int]:
+        regions = rest.regions(timeout=deadline)
         if not regions:
             return {}
 
@@ -331,7 +291,7 @@ class Odyssey(AccountMethods):
         assert runner is not None
         try:
             runner.start()
-            return runner.run(ping(), deadline.remaining(), what="region pings")
+            return runner.run(ping(), deadline, what="region pings")
         finally:
             if own_loop:
                 runner.stop()
@@ -339,10 +299,10 @@ class Odyssey(AccountMethods):
     def _connect(
         self,
         handlers: dict[str, Callable[..., Any] | None],
-        deadline: _Deadline,
+        deadline: Deadline,
         credentials: ClientCredentials | None,
     ) -> MediaStream:
-        _acquire(self._connect_lock, deadline)
+        acquire(self._connect_lock, deadline)
         try:
             with self._lock:
                 conn = self._conn
@@ -358,7 +318,7 @@ class Odyssey(AccountMethods):
     def _open_connection(
         self,
         handlers: dict[str, Callable[..., Any] | None],
-        deadline: _Deadline,
+        deadline: Deadline,
         credentials: ClientCredentials | None,
     ) -> MediaStream:
         conn = _Connection(handlers, self._buffer_size, self._timeout)
@@ -386,7 +346,7 @@ class Odyssey(AccountMethods):
                 listener=_Listener(self, conn),
             )
             conn.session, conn.video = session, session.video
-            conn.loop.run(session.open(), deadline.remaining(), what="connect()")
+            conn.loop.run(session.open(), deadline)
         except BaseException as exc:
             interrupted = not isinstance(exc, Exception)
             conn.open_failed()
@@ -585,7 +545,7 @@ class Odyssey(AccountMethods):
             bypass_prompt_expansion=bypass_prompt_expansion,
         )
         request = Request(message, "start_stream()", via_signaling=image_url is not None)
-        return self._stream_request(session, request, seconds, wait)
+        return cast("Acknowledgement | Future[Acknowledgement]", self._stream_request(session, request, seconds, wait))
 
     @overload
     def interact(self, prompt: str, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> Acknowledgement: ...
@@ -618,7 +578,7 @@ class Odyssey(AccountMethods):
             )
         seconds = self._call_timeout(timeout)
         conn, session = self._connected("interact")
-        return self._stream_request(session, Request(message, "interact()"), seconds, wait)
+        return cast("Acknowledgement | Future[Acknowledgement]", self._stream_request(session, Request(message, "interact()"), seconds, wait))
 
     @overload
     def end_stream(self, *, wait: Literal[True] = True, timeout: Timeout = DEFAULT_TIMEOUT) -> None: ...
@@ -631,7 +591,7 @@ class Odyssey(AccountMethods):
         _check_bool("wait", wait)
         seconds = self._call_timeout(timeout)
         conn, session = self._connected("end stream")
-        return self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait)  # type: ignore[no-any-return]  # the end's result is None
+        return cast("Future[None] | None", self._stream_request(session, Request(protocol.stream_end(), "end_stream()"), seconds, wait))
 
     def _stream_request(self, session: Session, request: Request, timeout: float | None, wait: bool) -> Any:
         """Queue ``request`` on the session; wait for its result, or hand back the future."""
@@ -831,8 +791,9 @@ def _check_prompt(prompt: Any, *, required: bool) -> None:
         raise TypeError(f"prompt must be a string, not {type(prompt).__name__}")
     if required and not prompt.strip():
         raise ValueError("prompt is empty; describe what should happen, e.g. interact('The cat jumps')")
-    if len(prompt) >= MAX_PROMPT_CHARS:
-        raise ValueError(f"prompt is {len(prompt)} characters; keep it under {MAX_PROMPT_CHARS} (a sentence or two works best)")
+    problem = protocol.prompt_problem(prompt)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _check_bool(name: str, value: Any) -> None:

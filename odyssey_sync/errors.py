@@ -64,7 +64,7 @@ class OdysseyStateError(OdysseyStreamError, OdysseyConnectionError):
     Every wrong-state error is of this one type; it is both an
     :class:`OdysseyStreamError` and an :class:`OdysseyConnectionError`, so
     code that catches either keeps working. ``reason`` names the state:
-    ``not_connected``, ``connection_ended``, ``no_stream``, ``stream_running``
+    ``not_connected``, ``connection_ended``, ``no_active_stream``, ``stream_already_active``
     or ``stream_ended``.
     """
 

@@ -19,12 +19,13 @@ import math
 import numbers
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional, cast
+from typing import Any, Callable, Iterator, Optional
 
 import av
 import numpy as np
 
-from .errors import OdysseyConnectionError, OdysseyStateError, OdysseyTimeoutError
+from ._deadline import Deadline
+from .errors import OdysseyStateError, OdysseyTimeoutError
 from .types import CURRENT_STREAM, DEFAULT_TIMEOUT, StreamView, Timeout
 
 __all__ = ["VideoFrame", "FrameBuffer", "FrameNumbering", "MediaStream"]
@@ -32,8 +33,6 @@ __all__ = ["VideoFrame", "FrameBuffer", "FrameNumbering", "MediaStream"]
 _FPS_WINDOW = 40
 # Views whose newest frame is remembered for latest_frame() (the current one is always kept).
 _MAX_VIEWS = 8
-# Condition waits are sliced so that Ctrl+C reaches a blocked caller promptly.
-_WAIT_SLICE_S = 0.25
 # RTP timestamps are 32-bit and start at a random value: a stream's media time wraps with them.
 _RTP_WRAP = 1 << 32
 
@@ -72,6 +71,9 @@ class VideoFrame:
         "prompt",
     )
 
+    _source: av.VideoFrame | None
+    _rgb: np.ndarray | None
+    _lock: threading.Lock
     width: int
     height: int
     timestamp_ms: int
@@ -79,8 +81,8 @@ class VideoFrame:
     connection_index: int
     media_timestamp_ms: int
     received_at: float
-    stream_id: Optional[str]
-    prompt: Optional[str]
+    stream_id: str | None
+    prompt: str | None
 
     def __init__(
         self,
@@ -135,6 +137,7 @@ class VideoFrame:
             with self._lock:
                 rgb = self._rgb
                 if rgb is None:
+                    assert self._source is not None  # a frame holds RGB or its decoded source
                     # One scaler thread: cheaper per frame here, and no thread pool kept alive per frame.
                     rgb = self._source.to_ndarray(format="rgb24", threads=1)
                     rgb.flags.writeable = False
@@ -161,7 +164,8 @@ class VideoFrame:
                 return np.ascontiguousarray(self.data[:, :, ::-1])
             raise ValueError(f"format {format!r} needs a decoded source frame; this frame holds RGB only")
         with self._lock:
-            return self._source.to_ndarray(format=format, threads=1)
+            converted: np.ndarray = self._source.to_ndarray(format=format, threads=1)
+            return converted
 
     def __repr__(self) -> str:
         return (
@@ -430,8 +434,10 @@ class FrameBuffer:
         while limit is None or count < limit:
             with self._cond:
 
-                def ready() -> bool:
-                    return (follow_next and self._current is not None) or self._has_unread(followed) or self._ended(followed) or self._closed
+                def ready(followed: View = followed, follow_next: bool = follow_next) -> bool:
+                    if follow_next and self._current is not None:
+                        return True
+                    return self._has_unread(followed) or self._ended(followed) or self._closed
 
                 self._wait(ready, timeout, "frames")
                 if follow_next and self._current is not None:
@@ -497,15 +503,11 @@ class FrameBuffer:
             return error
 
     def _wait(self, predicate: Callable[[], bool], timeout: float | None, what: str) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout, what)
         while not predicate():
-            if deadline is None:
-                self._cond.wait(_WAIT_SLICE_S)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline.expired():
                 raise OdysseyTimeoutError(f"no frame within {timeout:g} s ({what})")
-            self._cond.wait(min(remaining, _WAIT_SLICE_S))
+            self._cond.wait(deadline.slice())
 
 
 class MediaStream:
@@ -573,7 +575,7 @@ class MediaStream:
 def check_view(stream_id: Any) -> StreamView:
     """Validate ``stream_id=`` of a pulling call: a stream id, ``None`` (idle video) or :data:`CURRENT_STREAM`."""
     if stream_id is CURRENT_STREAM or stream_id is None or (isinstance(stream_id, str) and stream_id):
-        return cast(StreamView, stream_id)
+        return stream_id
     raise TypeError(
         f"stream_id must be a stream id string, None (idle video) or CURRENT_STREAM, not {stream_id!r}"
     )
@@ -586,7 +588,7 @@ def moment_of(after: Any) -> float:
     moment = getattr(after, "received_at", None)
     if isinstance(moment, float):
         return moment
-    if isinstance(after, numbers.Real) and not isinstance(after, bool):
+    if not isinstance(after, bool) and isinstance(after, numbers.Real):
         moment = float(after)
         if not math.isfinite(moment):
             raise ValueError(f"after= must be a finite time.monotonic() value, got {after!r}")

@@ -23,6 +23,7 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable, Literal
 
 import av
 import numpy as np
@@ -267,8 +268,8 @@ def prepare_image(image: object, *, portrait: bool) -> str:
         return _data_url("image/jpeg", _encode_jpeg(frame))
 
     data, mime = image_to_bytes(image)
-    frame = _decode_first_frame(data, mime)
-    if frame is None:
+    decoded = _decode_first_frame(data, mime)
+    if decoded is None:
         logger.warning(
             "This PyAV/FFmpeg build cannot decode this %s image; sending the original "
             "%d bytes unresized (the service resizes it). Convert it to JPEG or PNG "
@@ -279,9 +280,9 @@ def prepare_image(image: object, *, portrait: bool) -> str:
         return _data_url(mime, data)
 
     orientation = _jpeg_orientation(data) if mime == "image/jpeg" else 1
-    if mime in ("image/jpeg", "image/png") and orientation == 1 and (frame.width, frame.height) == (width, height):
+    if mime in ("image/jpeg", "image/png") and orientation == 1 and (decoded.width, decoded.height) == (width, height):
         return _data_url(mime, data)
-    rgb = _apply_orientation(_frame_to_rgb(frame), orientation)
+    rgb = _apply_orientation(_frame_to_rgb(decoded), orientation)
     return _data_url("image/jpeg", _encode_jpeg(_cover_resize(rgb, width, height, "yuvj420p")))
 
 
@@ -517,7 +518,7 @@ def _encode_jpeg(frame: av.VideoFrame) -> bytes:
     return _encode_one(codec, frame)
 
 
-def _encode_one(codec: av.CodecContext, frame: av.VideoFrame) -> bytes:
+def _encode_one(codec: av.VideoCodecContext, frame: av.VideoFrame) -> bytes:
     """Encode a single frame with ``codec`` and return the concatenated packets."""
     packets = [*codec.encode(frame), *codec.encode(None)]
     return b"".join(bytes(packet) for packet in packets)
@@ -527,7 +528,7 @@ def _save_as_png(image: object) -> bytes:
     """Save a PIL-style image object to PNG bytes via its ``save(fp, format=...)``."""
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format="PNG")  # type: ignore[attr-defined]
+        image.save(buffer, format="PNG")  # type: ignore[attr-defined]  # a PIL-style object, known only by its save()
     except Exception as exc:
         raise ValueError(
             f"Could not save the {type(image).__name__} object as PNG ({type(exc).__name__}: {exc}). "
@@ -553,8 +554,8 @@ def _decode_first_frame(data: bytes, mime: str) -> av.VideoFrame | None:
                 # Tiled HEIC/AVIF (one stream per tile), alpha or thumbnail
                 # items: FFmpeg's first stream is not the whole picture.
                 return None
-            frame = next(container.decode(streams[0]), None) if streams else None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is classified below
+            frame: av.VideoFrame | None = next(container.decode(streams[0]), None) if streams else None
+    except Exception as exc:
         error: Exception = exc
     else:
         if frame is not None:
@@ -742,7 +743,7 @@ def _jpeg_orientation(data: bytes) -> int:
     tiff = _jpeg_segments(data)[1]
     if not tiff or tiff[:2] not in (b"II", b"MM"):
         return 1
-    order = "little" if tiff[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if tiff[:2] == b"II" else "big"
 
     def u16(offset: int) -> int:
         return int.from_bytes(tiff[offset : offset + 2], order)
@@ -762,21 +763,17 @@ def _jpeg_orientation(data: bytes) -> int:
 
 def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
     """Transform stored pixels to display orientation per EXIF ``orientation`` (returns a view)."""
-    if orientation == 2:
-        return rgb[:, ::-1]
-    if orientation == 3:
-        return rgb[::-1, ::-1]
-    if orientation == 4:
-        return rgb[::-1]
-    if orientation == 5:
-        return rgb.transpose(1, 0, 2)
-    if orientation == 6:
-        return np.rot90(rgb, k=-1)
-    if orientation == 7:
-        return rgb[::-1, ::-1].transpose(1, 0, 2)
-    if orientation == 8:
-        return np.rot90(rgb, k=1)
-    return rgb
+    transforms: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, k=-1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, k=1),
+    }
+    transform = transforms.get(orientation)
+    return rgb if transform is None else transform(rgb)
 
 
 def _frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:

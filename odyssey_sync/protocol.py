@@ -313,6 +313,7 @@ def error_detail(body: Any) -> str | None:
         detail = body.get("detail")
         if isinstance(detail, str):
             return detail
-        if isinstance(detail, Mapping) and isinstance(detail.get("message"), str):
-            return detail["message"]
+        message = detail.get("message") if isinstance(detail, Mapping) else None
+        if isinstance(message, str):
+            return message
     return None

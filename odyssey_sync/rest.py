@@ -12,6 +12,7 @@ appear in exception messages, logs or ``repr``.
 from __future__ import annotations
 
 import email.utils
+import importlib.metadata
 import json as _json
 import logging
 import math
@@ -25,6 +26,7 @@ import requests
 import urllib3
 
 from . import _deadline_http, protocol
+from ._deadline import Deadline, TimeLimit
 from .errors import (
     PORTAL_URL,
     ConcurrentLimitReachedError,
@@ -48,7 +50,7 @@ _QUEUE_POLL_INTERVAL_S = 1.0
 _REDACTED = "<redacted>"
 _LEGACY_CONCURRENT = re.compile(r"maximum concurrent sessions \((\d+)\) reached", re.IGNORECASE)
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
-_USER_AGENT = f"odyssey-sync python-requests/{requests.__version__}"
+_USER_AGENT = f"odyssey-sync python-requests/{importlib.metadata.version('requests')}"
 _READ_CHUNK = 65536
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
@@ -141,13 +143,14 @@ class RestClient:
     Owns one ``requests.Session`` (TLS certificates are always verified) and
     caches the access token until 60 s before it expires. Safe to share between
     threads. ``timeout`` is the default budget, in seconds, of each call and the
-    longest any single HTTP request may take; a call's own ``timeout=`` may be
-    ``math.inf`` to lift the overall budget (each request stays bounded).
-    Budgets are total deadlines: reading the answer stops when they run out,
-    however slowly the server sends it.
+    longest any single HTTP request may take (``None``: no limit). A call's
+    own ``timeout=`` is seconds, ``math.inf`` to lift the call's budget (each
+    request stays bounded by the client's ``timeout``), or the caller's
+    :class:`~odyssey_sync._deadline.Deadline`. Budgets are total deadlines:
+    reading the answer stops when they run out, however slowly the server sends it.
     """
 
-    def __init__(self, api_url: str, api_key: str | None, *, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, api_key: str | None, *, timeout: float | None = 30.0) -> None:
         if not isinstance(api_url, str):
             raise TypeError(f"api_url must be a string, got {type(api_url).__name__}")
         url = api_url.strip().rstrip("/")
@@ -155,11 +158,11 @@ class RestClient:
             raise ValueError(f"api_url must start with http:// or https://, got {api_url!r}")
         if api_key is not None and not isinstance(api_key, str):
             raise TypeError(f"api_key must be a string or None, got {type(api_key).__name__}")
-        if not 0 < _number("timeout", timeout) < math.inf:
-            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        if timeout is not None and not 0 < _number("timeout", timeout) < math.inf:
+            raise ValueError(f"timeout must be a finite number of seconds > 0 (or None for no limit), got {timeout!r}")
         self._api_url = url
         self._api_key = api_key.strip() if api_key and api_key.strip() else None
-        self._timeout = float(timeout)
+        self._timeout = None if timeout is None else float(timeout)
         self._session = requests.Session()
         adapter = _deadline_http.DeadlineAdapter()
         self._session.mount("https://", adapter)
@@ -177,8 +180,8 @@ class RestClient:
         return self._api_url
 
     @property
-    def timeout(self) -> float:
-        """The default budget of a call, in seconds."""
+    def timeout(self) -> float | None:
+        """The default budget of a call, and the longest one HTTP request may take, in seconds (``None``: no limit)."""
         return self._timeout
 
     def __repr__(self) -> str:
@@ -199,7 +202,7 @@ class RestClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def access_token(self, *, timeout: float | None = None) -> str:
+    def access_token(self, *, timeout: TimeLimit = None) -> str:
         """A Bearer token for the API key, from ``POST /auth/token`` or the cache.
 
         Raises :class:`OdysseyAuthError` when there is no key or the server
@@ -207,7 +210,7 @@ class RestClient:
         """
         return self._access_token(self._deadline(timeout))
 
-    def regions(self, *, timeout: float | None = None) -> list[tuple[str, str]]:
+    def regions(self, *, timeout: TimeLimit = None) -> list[tuple[str, str]]:
         """The ``(region_id, ping_url)`` pairs of ``GET /regions``.
 
         Never raises for server or network problems: region selection is
@@ -233,7 +236,7 @@ class RestClient:
         region_latencies: Mapping[str, int] | None = None,
         *,
         queue_timeout_s: float = 30,
-        timeout: float | None = None,
+        timeout: TimeLimit = None,
     ) -> SessionGrant:
         """Ask ``POST /sessions/request`` for a streamer.
 
@@ -252,28 +255,28 @@ class RestClient:
                     raise TypeError(f"region_latencies must map region ids (str) to whole milliseconds (int), got {region!r}: {ms!r}")
             body["region_latencies"] = dict(region_latencies)
         queue_s = _number("queue_timeout_s", queue_timeout_s)
-        deadline = self._deadline(queue_s + self._timeout if timeout is None else timeout)
-        queue_deadline = time.monotonic() + queue_s
+        default = None if self._timeout is None else queue_s + self._timeout
+        deadline = self._deadline(default if timeout is None else timeout)
+        queue = Deadline(queue_s, "queueing")
         path = "/sessions/request"
         while True:
             reply = self._authed("POST", path, json=body, params=None, deadline=deadline)
             if reply.status != 503:
                 break
-            now = time.monotonic()
             if queue_s == 0:
                 raise OdysseyConnectionError(
                     "No streamer is free right now (503); try again later, or set "
                     "AdvancedConfig.queue_timeout_s to wait in the queue"
                 )
-            if now >= queue_deadline:
+            if queue.expired():
                 raise self._queue_expired(queue_s)
-            if now >= deadline:
-                raise self._timed_out("POST", path, deadline, waiting="for a free streamer")
-            time.sleep(min(_QUEUE_POLL_INTERVAL_S, queue_deadline - now, deadline - now))
-            if time.monotonic() >= deadline:
-                if queue_deadline <= deadline:
+            if deadline.expired():
+                raise self._timed_out("POST", path, waiting="for a free streamer")
+            time.sleep(min(deadline.within(_QUEUE_POLL_INTERVAL_S), queue.left()))
+            if deadline.expired():
+                if queue.at <= deadline.at:
                     raise self._queue_expired(queue_s)
-                raise self._timed_out("POST", path, deadline, waiting="for a free streamer")
+                raise self._timed_out("POST", path, waiting="for a free streamer")
         data = self._checked(reply, "POST", path, not_found=None)
         if not isinstance(data, Mapping):
             raise OdysseyConnectionError(f"Invalid response to POST {path}: expected a JSON object; check api_url")
@@ -297,7 +300,7 @@ class RestClient:
             region=optional("region"),
         )
 
-    def session_token(self, session_id: str, *, timeout: float | None = None) -> tuple[str, int]:
+    def session_token(self, session_id: str, *, timeout: TimeLimit = None) -> tuple[str, int]:
         """``(JWT, expires_in)`` from ``POST /sessions/token`` for a granted session.
 
         The JWT opens the signaling socket; ``expires_in`` defaults to 600 s.
@@ -339,7 +342,7 @@ class RestClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         auth: bool = True,
-        timeout: float | None = None,
+        timeout: TimeLimit = None,
         not_found: Callable[[str], OdysseyError] | None = None,
     ) -> Any:
         """Call ``method path`` on the API and return the parsed JSON body (``None`` for 204).
@@ -360,19 +363,21 @@ class RestClient:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _deadline(self, timeout: float | None) -> float:
-        budget = self._timeout if timeout is None else _number("timeout", timeout)
-        return time.monotonic() + budget
+    def _deadline(self, timeout: TimeLimit) -> Deadline:
+        """A call's deadline: the caller's, or ``timeout`` seconds (``None``: the client's; ``inf``: none)."""
+        if isinstance(timeout, Deadline):
+            return timeout
+        seconds = self._timeout if timeout is None else _number("timeout", timeout)
+        return Deadline(None if seconds is None or math.isinf(seconds) else seconds, "request")
 
-    def _access_token(self, deadline: float) -> str:
+    def _access_token(self, deadline: Deadline) -> str:
         if self._api_key is None:
             raise OdysseyAuthError(
                 "No API key: pass api_key= to Odyssey() or set ODYSSEY_API_KEY "
                 f"(keys start with 'ody_'; create one at {PORTAL_URL})"
             )
-        remaining = deadline - time.monotonic()
-        if not self._token_lock.acquire(timeout=-1 if math.isinf(remaining) else max(0.0, remaining)):
-            raise self._timed_out("POST", "/auth/token", deadline, waiting="for another thread's token request")
+        if not self._token_lock.acquire(timeout=-1 if not deadline.bounded else max(0.0, deadline.left())):
+            raise self._timed_out("POST", "/auth/token", waiting="for another thread's token request")
         try:
             if self._token is not None and time.monotonic() < self._token_valid_until:
                 return self._token
@@ -399,7 +404,7 @@ class RestClient:
                 self._token_valid_until = 0.0
 
     def _authed(
-        self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None, deadline: float
+        self, method: str, path: str, *, json: Any, params: Mapping[str, Any] | None, deadline: Deadline
     ) -> _Reply:
         """Send with the Bearer token; a 401 on a cached token fetches a fresh one and retries once."""
         fresh = self._token is None or time.monotonic() >= self._token_valid_until
@@ -420,38 +425,38 @@ class RestClient:
         json: Any,
         params: Mapping[str, Any] | None,
         token: str | None,
-        deadline: float,
+        deadline: Deadline,
     ) -> _Reply:
         if self._closed:
             raise OdysseyConnectionError("This RestClient is closed; create a new client")
-        started = time.monotonic()
-        remaining = deadline - started
-        if remaining <= 0:
-            raise self._timed_out(method, path, deadline)
-        per_request = min(remaining, self._timeout)
-        request_deadline = started + per_request
+        if deadline.expired():
+            raise self._timed_out(method, path)
+        # One request takes at most what is left of the call, and at most the client's timeout.
+        left = min(deadline.left(), math.inf if self._timeout is None else self._timeout)
+        request = Deadline(None if math.isinf(left) else left, f"{method} {path}")
+        per_request = request.remaining()
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            with _deadline_http.deadline(request_deadline):
+            with _deadline_http.deadline(request.at if request.bounded else None):
                 response = self._session.request(
                     method,
                     self._api_url + path,
                     json=json,
                     params=params,
                     headers=headers,
-                    timeout=(per_request, per_request),
+                    timeout=None if per_request is None else (per_request, per_request),
                     allow_redirects=False,
                     stream=True,
                 )
                 try:
-                    content = self._read_body(response, method, path, request_deadline)
+                    content = self._read_body(response, method, path, request)
                 finally:
                     response.close()
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            elapsed_ms = (time.monotonic() - started) * 1000
+            elapsed_ms = request.elapsed_ms()
             _log.debug("%s %s failed after %.0f ms: %s", method, path, elapsed_ms, type(exc).__name__)
-            if _is_timeout(exc) or time.monotonic() >= request_deadline:
-                raise self._timed_out(method, path, deadline) from exc
+            if _is_timeout(exc) or request.expired():
+                raise self._timed_out(method, path) from exc
             if isinstance(exc, requests.exceptions.SSLError):
                 raise OdysseyConnectionError(
                     f"TLS verification failed for {self._api_url}: {self._scrub(_network_reason(exc))}; "
@@ -461,8 +466,7 @@ class RestClient:
                 f"Could not reach {self._api_url}: {self._scrub(_network_reason(exc))}; "
                 "check the network connection and api_url (or ODYSSEY_API_URL)"
             ) from exc
-        elapsed_ms = (time.monotonic() - started) * 1000
-        _log.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, elapsed_ms)
+        _log.debug("%s %s -> %d in %.0f ms", method, path, response.status_code, request.elapsed_ms())
         body: Any = None
         is_json = True
         if content.strip():
@@ -472,7 +476,7 @@ class RestClient:
                 is_json = False
         return _Reply(response.status_code, response.reason or "", response.headers, body, is_json)
 
-    def _read_body(self, response: requests.Response, method: str, path: str, deadline: float) -> bytes:
+    def _read_body(self, response: requests.Response, method: str, path: str, deadline: Deadline) -> bytes:
         """The whole body, at most :data:`MAX_REPLY_BYTES`, by the deadline even if the server trickles bytes."""
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
@@ -482,8 +486,8 @@ class RestClient:
             body += chunk
             if len(body) > MAX_REPLY_BYTES:
                 raise self._too_large(method, path)
-            if time.monotonic() > deadline:
-                raise self._timed_out(method, path, deadline)
+            if deadline.expired():
+                raise self._timed_out(method, path)
         return bytes(body)
 
     def _too_large(self, method: str, path: str) -> OdysseyConnectionError:
@@ -580,7 +584,7 @@ class RestClient:
             f"No streamer became free within {queue_s:g} s; try again later or raise AdvancedConfig.queue_timeout_s"
         )
 
-    def _timed_out(self, method: str, path: str, deadline: float, *, waiting: str = "") -> OdysseyTimeoutError:
+    def _timed_out(self, method: str, path: str, *, waiting: str = "") -> OdysseyTimeoutError:
         what = f"waiting {waiting}" if waiting else "with no answer"
         return OdysseyTimeoutError(
             f"{method} {path} timed out {what} from {self._api_url}; retry, or pass a larger timeout="

@@ -366,7 +366,7 @@ def _check_script_url(value: object) -> str:
     try:
         url.encode("utf-8")
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - reading it checks the port is a number in 0..65535
+        parts.port
     except (UnicodeEncodeError, ValueError):
         raise ScriptError(f"script_url is not a valid URL, got {_short(url)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:

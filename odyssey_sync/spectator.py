@@ -33,7 +33,6 @@ __all__ = ["SpectatorConnection", "connect_to_stream"]
 
 logger = logging.getLogger("odyssey_sync.spectator")
 
-_CLOSE_BUDGET_S = 2.0
 _ENDED_MESSAGE = "The broadcast ended (or this spectator disconnected); call connect_to_stream() to watch again"
 
 
@@ -42,7 +41,7 @@ class _Runtime(Receiver[WhepSession]):
 
     def __init__(self, buffer_size: int, timeout: float | None, handlers: dict[str, Callable[..., Any] | None]) -> None:
         super().__init__(
-            name="odyssey-loop-spectator", buffer_size=buffer_size, timeout=timeout, release_budget_s=_CLOSE_BUDGET_S
+            name="odyssey-loop-spectator", buffer_size=buffer_size, timeout=timeout
         )
         self.handlers = handlers
 
@@ -88,7 +87,9 @@ class _Runtime(Receiver[WhepSession]):
 
     def close(self, *, delete: bool = False, discard: bool = True) -> None:
         """Close the session (``DELETE`` first if ``delete``), stop both threads. Bounded; idempotent."""
-        self.release(lambda session: session.close(delete=delete), discard=discard, what="spectator disconnect")
+        self.release(
+            lambda session, deadline: session.close(delete=delete, deadline=deadline), discard=discard, what="spectator disconnect"
+        )
 
 
 def _release_at_exit(runtime: _Runtime) -> None:
@@ -170,7 +171,8 @@ class SpectatorConnection:
         try:
             return self._runtime.media.get_frame(timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
-            raise self._rephrased(exc)
+            self._raise_ended(exc)
+            raise
 
     def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
         """The newest frame, or ``None`` before the first; never waits."""
@@ -186,7 +188,8 @@ class SpectatorConnection:
         try:
             return self._runtime.media.wait_for_frame(moment, timeout, stream_id=stream_id)
         except OdysseyConnectionError as exc:
-            raise self._rephrased(exc)
+            self._raise_ended(exc)
+            raise
 
     def frames(
         self, limit: int | None = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM
@@ -199,11 +202,10 @@ class SpectatorConnection:
     def __iter__(self) -> Iterator[VideoFrame]:
         return self.frames()
 
-    def _rephrased(self, exc: OdysseyConnectionError) -> OdysseyConnectionError:
-        """The buffer's generic end-of-connection error in spectator words (failures keep their own)."""
+    def _raise_ended(self, exc: OdysseyConnectionError) -> None:
+        """After a clean end, the buffer's generic end-of-connection error says it in spectator words."""
         if self._runtime.ended_cleanly:
-            return OdysseyStateError(_ENDED_MESSAGE, reason="connection_ended")
-        return exc
+            raise OdysseyStateError(_ENDED_MESSAGE, reason="connection_ended") from exc
 
     def _check_process(self) -> None:
         if not self._runtime.in_this_process:

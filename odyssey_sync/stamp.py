@@ -227,4 +227,5 @@ def _pattern(frame_number: int, time_ms: int, block: int, black: int, white: int
     words = np.array([frame_number, time_ms, frame_number ^ time_ms ^ CHECK_MASK], dtype=np.uint64)
     bits = (words[:, None] >> _SHIFTS) & np.uint64(1)
     levels = np.where(bits.reshape(-1) != 0, np.uint8(white), np.uint8(black)).astype(np.uint8)
-    return levels[_block_index(block)]
+    pattern: np.ndarray = levels[_block_index(block)]
+    return pattern

@@ -18,6 +18,12 @@ them in order). Whether a request fits the stream state (``start`` needs no
 running stream, ``interact`` and ``end`` need one) is decided when it is sent,
 so ``start`` then ``interact`` may both be submitted before the start is
 acknowledged.
+
+The server's streamer (``odyssey_sync.local.streamer``) uses the same rules
+from the other side: :func:`parse_request` turns a client message into a
+typed request or a :class:`Refusal`, and :func:`state_refusal` is the one
+rule of which request fits which stream state, with the reason codes the
+streamer sends back in ``interactive_stream_error``.
 """
 
 from __future__ import annotations
@@ -33,14 +39,20 @@ from .types import Acknowledgement, BroadcastInfo
 
 __all__ = [
     "BroadcastReady",
+    "EndRequest",
     "InteractAcknowledged",
     "MessageIgnored",
+    "Refusal",
     "Request",
     "RequestDone",
+    "StartRequest",
     "StreamEnded",
     "StreamErrorReceived",
     "StreamProtocol",
     "StreamStarted",
+    "UpdateRequest",
+    "parse_request",
+    "state_refusal",
 ]
 
 # Replies whose request timed out, remembered so a late one is not taken for the next request's.
@@ -138,6 +150,84 @@ class MessageIgnored:
 Event = Union[
     RequestDone, StreamStarted, InteractAcknowledged, StreamEnded, StreamErrorReceived, BroadcastReady, MessageIgnored
 ]
+
+
+@attrs.frozen
+class Refusal:
+    """Why a stream request is refused: an ``interactive_stream_error`` reason and message."""
+
+    reason: str
+    message: str
+
+    def to_message(self) -> dict[str, Any]:
+        """The ``interactive_stream_error`` that says so."""
+        return protocol.stream_error(self.reason, self.message)
+
+
+@attrs.frozen
+class StartRequest:
+    """A valid ``interactive_stream_start``."""
+
+    prompt: str
+    portrait: bool
+    image_data_url: str | None
+    broadcast: bool
+    bypass_prompt_expansion: bool
+
+
+@attrs.frozen
+class UpdateRequest:
+    """A valid ``update``."""
+
+    prompt: str
+
+
+@attrs.frozen
+class EndRequest:
+    """An ``interactive_stream_end``."""
+
+
+def state_refusal(kind: str, stream_id: str | None) -> Refusal | None:
+    """The one rule of which request fits which stream state (``stream_id``: the running stream, if any).
+
+    A start needs no stream running; an interact needs one. An end with no
+    stream running is answered ``stream_ended`` by streamers (nothing to end),
+    so it is not refused here; the client refuses it itself as a mistake.
+    """
+    if kind == protocol.STREAM_START and stream_id is not None:
+        return Refusal("stream_already_active", "A stream is already running; end it with interactive_stream_end first")
+    if kind == protocol.UPDATE and stream_id is None:
+        return Refusal("no_active_stream", "No stream is running; start one with interactive_stream_start")
+    return None
+
+
+def parse_request(message: dict[str, Any]) -> StartRequest | UpdateRequest | EndRequest | Refusal:
+    """A client's stream message as a typed request, or why it is malformed (``invalid_request``/``invalid_image``)."""
+    kind = message.get("type")
+    if kind == protocol.STREAM_END:
+        return EndRequest()
+    if kind not in (protocol.STREAM_START, protocol.UPDATE):
+        return Refusal("invalid_request", f"{kind!r} is not a stream request")
+    prompt = message.get("prompt", "" if kind == protocol.STREAM_START else None)
+    problem = protocol.prompt_problem(prompt)
+    if problem is not None:
+        return Refusal("invalid_request", problem)
+    assert isinstance(prompt, str)
+    if kind == protocol.UPDATE:
+        return UpdateRequest(prompt)
+    portrait = message.get("portrait", True)
+    if not isinstance(portrait, bool):
+        return Refusal("invalid_request", "portrait must be true or false")
+    image = message.get("input_image_base64")
+    if image is not None and image != "" and (not isinstance(image, str) or image[:5].lower() != "data:"):
+        return Refusal("invalid_image", "input_image_base64 must be a data:<mime>;base64,... URL")
+    return StartRequest(
+        prompt=prompt,
+        portrait=portrait,
+        image_data_url=image or None,
+        broadcast=message.get("broadcast") is True,
+        bypass_prompt_expansion=message.get("bypass_vlm_expansion") is True,
+    )
 
 
 class StreamProtocol:
@@ -247,21 +337,19 @@ class StreamProtocol:
             self._to_send.append(head)
 
     def _refusal(self, request: Request) -> OdysseyStateError | None:
-        """Why ``request`` does not fit the stream state now, if it does not."""
-        if request.kind == protocol.STREAM_START and self.stream_id is not None:
-            return OdysseyStateError(
-                f"A stream is already running ({self.stream_id}); call end_stream() before starting another",
-                reason="stream_running",
-            )
-        if request.kind == protocol.UPDATE and self.stream_id is None:
-            return OdysseyStateError(
-                "No stream is running; call start_stream() before interact()", reason="no_stream"
-            )
+        """Why ``request`` does not fit the stream state now (the streamer's own rule), in the SDK's words."""
         if request.kind == protocol.STREAM_END and self.stream_id is None:
             return OdysseyStateError(
-                "No stream is running; nothing to end (call start_stream() first)", reason="no_stream"
+                "No stream is running; nothing to end (call start_stream() first)", reason="no_active_stream"
             )
-        return None
+        refusal = state_refusal(request.kind, self.stream_id)
+        if refusal is None:
+            return None
+        advice = {
+            "stream_already_active": f"A stream is already running ({self.stream_id}); call end_stream() before starting another",
+            "no_active_stream": "No stream is running; call start_stream() before interact()",
+        }
+        return OdysseyStateError(advice.get(refusal.reason, refusal.message), reason=refusal.reason)
 
     def _done(self, request: Request, *, result: Any = None, error: BaseException | None = None) -> None:
         self._events.append(RequestDone(request, result, error))

@@ -81,7 +81,7 @@ class ConnectionStatus(str, enum.Enum):
         return self.value
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ValueError(f"AdvancedConfig.{attribute.name} must be a number >= 0, got {value!r}")
 

@@ -543,7 +543,7 @@ class Go:
 def _child_main(target: Any, ready: Any, go: Any, results: Any, args: tuple[Any, ...]) -> None:
     try:
         results.put(("ok", target(Go(ready, go), *args)))
-    except BaseException as exc:  # noqa: BLE001 - sent to the parent
+    except BaseException as exc:
         results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
@@ -674,7 +674,7 @@ def _watch_in_child(connection: Any, url: str, api_key: str) -> None:
                 connection.send(("waited", watcher.wait_frames(command[1], timeout=command[2])))
             else:
                 break
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+    except BaseException as exc:
         connection.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         watcher.stop()
@@ -758,7 +758,7 @@ def fetch_big_reply(go: Go, url: str) -> tuple[str, float, float]:
     try:
         value = rest.request_json("GET", "/big", auth=False, timeout=60)
         outcome = f"returned a {type(value).__name__}"
-    except Exception as exc:  # noqa: BLE001 - reported
+    except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - began
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile import (  # noqa: E402
+from hostile import (
     MIB,
     ChildAttack,
     RemoteWatcher,
@@ -44,12 +44,12 @@ from hostile import (  # noqa: E402
     post,
     rss_mib,
 )
-from raw_client import RawClient  # noqa: E402
+from raw_client import RawClient
 
-import odyssey_sync  # noqa: E402
-from odyssey_sync import Odyssey  # noqa: E402
-from odyssey_sync.local import ApiKey, LocalOdyssey  # noqa: E402
-from odyssey_sync.rest import RestClient  # noqa: E402
+import odyssey_sync
+from odyssey_sync import Odyssey
+from odyssey_sync.local import ApiKey, LocalOdyssey
+from odyssey_sync.rest import RestClient
 
 VICTIM = ApiKey("ody_probe_victim_0000000000000000", name="victim")
 ATTACKER = ApiKey("ody_probe_attacker_00000000000000", name="attacker")
@@ -73,7 +73,7 @@ def bounded(fn: Callable[[], Any], limit: float) -> tuple[Any, float]:
     def run() -> None:
         try:
             out.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - reported
+        except BaseException as exc:
             out.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -156,7 +156,7 @@ def case_4(server: LocalOdyssey, watcher: Watcher) -> None:
 class _Redirect(http.server.BaseHTTPRequestHandler):
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(302)
         self.send_header("Location", self.target)
         self.end_headers()
@@ -310,11 +310,11 @@ def case_9(_server: LocalOdyssey, _watcher: Watcher) -> None:
     for mode in ("headers", "body"):
         with TrickleServer(mode) as trickle:
             rest = RestClient(trickle.url, VICTIM.key, timeout=30)
-            result, seconds = bounded(lambda: rest.access_token(timeout=2), 25)
+            result, seconds = bounded(lambda rest=rest: rest.access_token(timeout=2), 25)
             say("9", f"RestClient.access_token(timeout=2), server trickles {mode}", result=describe(result), seconds=seconds)
         with TrickleServer(mode) as trickle:
             client = Odyssey(api_key=VICTIM.key, api_url=trickle.url, timeout=30)
-            result, seconds = bounded(lambda: client.connect(timeout=2), 25)
+            result, seconds = bounded(lambda client=client: client.connect(timeout=2), 25)
             say("9", f"Odyssey.connect(timeout=2), server trickles {mode}", result=describe(result), seconds=seconds)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import av
 import numpy as np
 import pytest
+from scripted import Reply, ScriptedServer, Seen, serving
 
 from odyssey_sync import (
     Odyssey,
@@ -39,7 +40,6 @@ from odyssey_sync import (
     StreamRecordingInfo,
 )
 from odyssey_sync.scripts import ScriptError, prompt_list_script
-from scripted import Reply, ScriptedServer, Seen, serving
 
 pytestmark = pytest.mark.timeout(20)
 

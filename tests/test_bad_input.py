@@ -20,6 +20,7 @@ import attrs
 import jwt
 import numpy as np
 import pytest
+from helpers import odyssey_threads
 
 from odyssey_sync import (
     AdvancedConfig,
@@ -32,8 +33,6 @@ from odyssey_sync import (
 )
 from odyssey_sync._session import Session
 from odyssey_sync.local import LocalOdyssey
-
-from helpers import odyssey_threads
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -236,6 +235,10 @@ CASES: dict[str, Case] = {
         "idle", lambda c, x: c.interact(" \n\t "), ValueError, r"prompt is empty; describe what should happen"
     ),
     "interact-huge": Case("idle", lambda c, x: c.interact("x" * 50_000), ValueError, r"keep it under 10000"),
+    "interact-lone-surrogate": Case(
+        "idle", lambda c, x: c.interact("Rain \ud800"), ValueError, r"lone surrogate \(U\+D800\).*send the text as UTF-8"
+    ),
+    "start-lone-surrogate": Case("idle", _start("A cat \udfff"), ValueError, r"not valid Unicode text: a lone surrogate"),
     "interact-too-many-bytes": Case(
         "idle", lambda c, x: c.interact("\u20ac" * 3000), ValueError, r"bytes once encoded.*shorten it"
     ),

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import odyssey_threads, open_fds
 
 from odyssey_sync import (
     ClientCredentials,
@@ -21,8 +22,6 @@ from odyssey_sync import (
 )
 from odyssey_sync.local import LocalOdyssey
 from odyssey_sync.stamp import read_stamp
-
-from helpers import odyssey_threads, open_fds
 
 
 def bottom_mean(frame: VideoFrame) -> np.ndarray:

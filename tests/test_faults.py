@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 import attrs
 import pytest
+from helpers import odyssey_threads
 
 from odyssey_sync import (
     AccountSuspendedError,
@@ -40,8 +41,6 @@ from odyssey_sync import (
     _media,
 )
 from odyssey_sync.local import LocalOdyssey
-
-from helpers import odyssey_threads
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -297,10 +296,11 @@ def _blocked_calls(client: Odyssey, fault: Fault) -> dict[str, Callable[[], Any]
         for _ in client.frames(timeout=30):
             pass
 
-    if fault.during == "start":
-        request: Callable[[], Any] = lambda: client.start_stream("A glacier calving", portrait=False, timeout=30)
-    else:
-        request = lambda: client.interact("This update is never acknowledged", timeout=30)
+    def request() -> Any:
+        if fault.during == "start":
+            return client.start_stream("A glacier calving", portrait=False, timeout=30)
+        return client.interact("This update is never acknowledged", timeout=30)
+
     return {"request": request, "get_frame": get_frames, "frames": iterate}
 
 

@@ -221,10 +221,10 @@ def test_every_wrong_state_error_is_one_type_that_says_what_to_call(client: Odys
     state_error(lambda: client.interact("Too early"), "not_connected", r"call connect\(\) first")
     state_error(lambda: client.get_frame(timeout=1), "not_connected", r"call connect\(\) before pulling frames")
     client.connect()
-    state_error(lambda: client.interact("No stream"), "no_stream", r"call start_stream\(\) before interact\(\)")
-    state_error(lambda: client.end_stream(), "no_stream", r"call start_stream\(\) first")
+    state_error(lambda: client.interact("No stream"), "no_active_stream", r"call start_stream\(\) before interact\(\)")
+    state_error(lambda: client.end_stream(), "no_active_stream", r"call start_stream\(\) first")
     stream_id = client.start_stream("A quarry", portrait=False)
-    state_error(lambda: client.start_stream("Another"), "stream_running", r"call end_stream\(\) before starting another")
+    state_error(lambda: client.start_stream("Another"), "stream_already_active", r"call end_stream\(\) before starting another")
     client.end_stream()
     while True:  # what the stream sent stays readable, then the pull says the stream is over
         try:

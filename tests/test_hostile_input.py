@@ -28,23 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-
-import odyssey_sync
-from odyssey_sync import (
-    Odyssey,
-    OdysseyAuthError,
-    OdysseyConnectionError,
-    OdysseyError,
-    OdysseyTimeoutError,
-    connect_to_stream,
-    protocol,
-)
-from odyssey_sync.images import MAX_IMAGE_PIXELS, TooManyPixelsError, check_image, decode_to_rgb
-from odyssey_sync.local import ApiKey, LocalOdyssey
-from odyssey_sync.local import script_fetch
-from odyssey_sync.local.bodies import SDP_BODY_BYTES
-from odyssey_sync.rest import MAX_REPLY_BYTES, RestClient
-
 from hostile import (
     MIB,
     ChildAttack,
@@ -62,6 +45,21 @@ from hostile import (
     post,
     rss_mib,
 )
+
+import odyssey_sync
+from odyssey_sync import (
+    Odyssey,
+    OdysseyAuthError,
+    OdysseyConnectionError,
+    OdysseyError,
+    OdysseyTimeoutError,
+    connect_to_stream,
+    protocol,
+)
+from odyssey_sync.images import MAX_IMAGE_PIXELS, TooManyPixelsError, check_image, decode_to_rgb
+from odyssey_sync.local import ApiKey, LocalOdyssey, script_fetch
+from odyssey_sync.local.bodies import SDP_BODY_BYTES
+from odyssey_sync.rest import MAX_REPLY_BYTES, RestClient
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -296,7 +294,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     seen: list[str] = []
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).seen.append(self.path)
         status, headers, body = type(self).routes.get(self.path, (404, {}, b""))
         self.send_response(status)

@@ -127,7 +127,7 @@ class FakePILImage:
         self.png = png
         self.formats: list[str | None] = []
 
-    def save(self, fp: io.BytesIO, format: str | None = None) -> None:  # noqa: A002 - PIL's name
+    def save(self, fp: io.BytesIO, format: str | None = None) -> None:
         self.formats.append(format)
         fp.write(self.png)
 
@@ -597,7 +597,7 @@ def test_float_array_message_says_how_to_convert() -> None:
 
 def test_failing_save_object_rejected() -> None:
     class Broken:
-        def save(self, fp: io.BytesIO, format: str | None = None) -> None:  # noqa: A002
+        def save(self, fp: io.BytesIO, format: str | None = None) -> None:
             raise OSError("cannot write mode CMYK as PNG")
 
     with pytest.raises(ValueError, match="convert"):

@@ -12,11 +12,10 @@ import time
 
 import numpy as np
 import pytest
+from helpers import odyssey_threads
 
 from odyssey_sync import Odyssey, OdysseyStreamError
 from odyssey_sync.local import LocalOdyssey
-
-from helpers import odyssey_threads
 
 
 def test_handlers_run_on_the_dispatcher_thread(client: Odyssey) -> None:

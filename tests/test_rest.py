@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 import requests
+from scripted import Reply, ScriptedServer, serving
 
 from odyssey_sync._regions import UNREACHABLE_MS, measure_region_latencies
 from odyssey_sync.errors import (
@@ -33,7 +34,6 @@ from odyssey_sync.errors import (
 )
 from odyssey_sync.rest import RestClient, SessionGrant
 from odyssey_sync.types import StreamerCapabilities
-from scripted import Reply, ScriptedServer, serving
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -497,7 +497,7 @@ def test_key_and_token_never_leak(
     server.script("GET", "/e429", Reply(429, {"detail": {"error": "RATE_LIMITED", "message": echo, "action": echo}}))
     server.script("GET", "/e429b", Reply(429, {"detail": echo}))
     for path in ("/e500", "/e400", "/e403", "/e429", "/e429b"):
-        attempt(lambda: client.request_json("GET", path))
+        attempt(lambda path=path: client.request_json("GET", path))
     server.script("POST", "/auth/token", Reply(422, {"detail": [{"loc": ["body", "api_key"], "msg": echo, "input": KEY}]}))
     attempt(lambda: client.request_json("GET", "/e400", auth=False))
     with RestClient(server.url, KEY) as fresh:

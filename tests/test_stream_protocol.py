@@ -15,14 +15,20 @@ from odyssey_sync import (
 )
 from odyssey_sync.stream_protocol import (
     BroadcastReady,
+    EndRequest,
     InteractAcknowledged,
     MessageIgnored,
+    Refusal,
     Request,
     RequestDone,
+    StartRequest,
     StreamEnded,
     StreamErrorReceived,
     StreamProtocol,
     StreamStarted,
+    UpdateRequest,
+    parse_request,
+    state_refusal,
 )
 
 
@@ -77,7 +83,7 @@ def test_requests_that_do_not_fit_the_state_are_refused_when_their_turn_comes() 
     assert isinstance(outcomes[id(early)].error, OdysseyStreamError) and "start_stream() before interact()" in str(
         outcomes[id(early)].error
     )
-    assert outcomes[id(nothing)].error.reason == "no_stream"  # type: ignore[union-attr]
+    assert outcomes[id(nothing)].error.reason == "no_active_stream"  # type: ignore[union-attr]
     running(stream)
     second = start("A dog")
     stream.submit(second)
@@ -122,7 +128,7 @@ def test_an_end_waits_for_interacts_in_flight_and_blocks_those_after_it() -> Non
     stream.receive(protocol.stream_ended(), 3.0)
     outcomes = done(stream.events_received())
     assert outcomes[id(finish)].error is None and outcomes[id(finish)].result is None
-    assert outcomes[id(after)].error.reason == "no_stream"  # type: ignore[union-attr]
+    assert outcomes[id(after)].error.reason == "no_active_stream"  # type: ignore[union-attr]
     assert stream.requests_to_send() == [] and stream.stream_id is None
 
 
@@ -248,3 +254,47 @@ def test_the_end_of_the_connection_fails_what_waits_and_what_comes_after() -> No
 def test_only_stream_requests_are_accepted() -> None:
     with pytest.raises(ValueError, match="not a stream request"):
         StreamProtocol().submit(Request(protocol.keepalive(), "keepalive"))
+
+
+# -- the streamer's side of the same rules ------------------------------------------------------------
+
+
+def test_the_streamer_parses_requests_into_typed_values() -> None:
+    start_request = parse_request(
+        protocol.stream_start("A cat", portrait=False, image_data_url="data:image/png;base64,AAAA", broadcast=True)
+    )
+    assert start_request == StartRequest("A cat", False, "data:image/png;base64,AAAA", True, False)
+    assert parse_request({"type": protocol.STREAM_START}) == StartRequest("", True, None, False, False)
+    assert parse_request(protocol.update("Rain")) == UpdateRequest("Rain")
+    assert parse_request(protocol.stream_end()) == EndRequest()
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "text"),
+    [
+        ({"type": protocol.UPDATE}, "invalid_request", "prompt must be a string, not null"),
+        (protocol.update("x" * protocol.MAX_PROMPT_CHARS), "invalid_request", "keep it under 10000"),
+        (protocol.update("Rain \ud800"), "invalid_request", "lone surrogate"),
+        ({"type": protocol.STREAM_START, "portrait": "yes"}, "invalid_request", "portrait must be true or false"),
+        ({"type": protocol.STREAM_START, "input_image_base64": "http://x/cat.png"}, "invalid_image", "data:<mime>"),
+        ({"type": "dance"}, "invalid_request", "not a stream request"),
+    ],
+)
+def test_malformed_requests_are_refused_with_a_reason(message: dict[str, Any], reason: str, text: str) -> None:
+    refusal = parse_request(message)
+    assert isinstance(refusal, Refusal) and refusal.reason == reason and text in refusal.message
+    assert refusal.to_message() == {"type": protocol.STREAM_ERROR, "reason": reason, "message": refusal.message}
+
+
+def test_one_state_rule_for_both_sides() -> None:
+    assert state_refusal(protocol.STREAM_START, None) is None
+    assert state_refusal(protocol.STREAM_START, "s1") == Refusal(
+        "stream_already_active", "A stream is already running; end it with interactive_stream_end first"
+    )
+    assert state_refusal(protocol.UPDATE, "s1") is None
+    assert state_refusal(protocol.UPDATE, None).reason == "no_active_stream"  # type: ignore[union-attr]
+    assert state_refusal(protocol.STREAM_END, None) is None, "streamers answer an end with nothing to end"
+    stream = running(StreamProtocol())  # the client refuses with the streamer's reason codes
+    again = start("A dog")
+    stream.submit(again)
+    assert done(stream.events_received())[id(again)].error.reason == "stream_already_active"  # type: ignore[union-attr]

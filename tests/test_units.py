@@ -25,12 +25,12 @@ from odyssey_sync import (
     RateLimitError,
     StreamDurationExceededError,
     VideoFrame,
+    protocol,
 )
-from odyssey_sync import protocol
 from odyssey_sync._dispatch import Dispatcher
-from odyssey_sync._loop import LoopThread
 from odyssey_sync.errors import connection_error_from_reason, stream_error_from_reason, usage_error_from_body
 from odyssey_sync.frames import FrameBuffer, check_timeout
+from odyssey_sync.loop_thread import LoopThread
 
 
 def make_jwt(payload: dict) -> str:

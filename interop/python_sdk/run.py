@@ -146,7 +146,7 @@ async def check_video(sink: FrameSink, shape: tuple[int, int, int], seconds: flo
 
 
 def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback URL from our server)
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.status, resp.read()
 
 
@@ -313,7 +313,7 @@ async def flow_recordings(c: Ctx) -> str:
     client = c.new_client()
     try:
         notes = []
-        for sid, shape in c.stream_ids:
+        for sid, _ in c.stream_ids:
             deadline = time.monotonic() + 30.0
             while True:
                 try:
@@ -544,7 +544,7 @@ async def run_all(sdk: Any, server: Any, only: set[str] | None) -> list[tuple[st
             ok = True
         except Check as exc:
             ok, note = False, str(exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             ok, note = False, f"{type(exc).__name__}: {exc}"
             logging.debug("flow %s\n%s", name, traceback.format_exc())
         results.append((name, ok, time.monotonic() - t0, note))
@@ -552,7 +552,7 @@ async def run_all(sdk: Any, server: Any, only: set[str] | None) -> list[tuple[st
     if c.client is not None:
         try:
             await asyncio.wait_for(c.client.disconnect(), 15.0)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return results
 

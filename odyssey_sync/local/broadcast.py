@@ -37,6 +37,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtp
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
+from .aiortc_internals import take_keyframe_request
 from .auth import Authority
 from .config import ServerConfig
 from .hls import PLAYLIST_NAME, HlsWriter
@@ -62,8 +63,6 @@ _PEER_CLOSE_TIMEOUT_S = 5.0
 _CLOSE_ALL_TIMEOUT_S = 8.0
 MAX_OFFER_CANDIDATES = 64
 """Most ICE candidates a viewer's offer may carry (a browser's has a handful); each one is probed."""
-# aiortc keeps a viewer's PLI/FIR in this private flag; pre-encoded packets make it the relay's job.
-_SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
 _MIN_KEYFRAME_INTERVAL_S = 0.5
 
 
@@ -100,12 +99,12 @@ class RelayTrack(MediaStreamTrack):
     def __init__(self, capacity: int) -> None:
         """Hold at most ``capacity`` packets; the first one delivered is a key frame."""
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(capacity)
         self._waiting_for_keyframe = True
         self.gops_dropped = 0
         """How many times the viewer lagged and lost what was queued."""
 
-    def offer(self, packet: av.Packet) -> None:
+    def offer(self, packet: av.Packet[Any]) -> None:
         """Queue ``packet`` unless the viewer waits for a key frame; never blocks."""
         if self.readyState != "live":
             return
@@ -127,7 +126,7 @@ class RelayTrack(MediaStreamTrack):
         self._clear()
         self._queue.put_nowait(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         """The next relayed packet; raises :class:`MediaStreamError` once stopped."""
         if self.readyState != "live":
             raise MediaStreamError
@@ -160,10 +159,7 @@ class Viewer:
 
     def take_keyframe_request(self) -> bool:
         """Whether the viewer asked for a key frame (PLI/FIR) since the last call."""
-        if getattr(self.sender, _SENDER_KEYFRAME_FLAG, False):
-            setattr(self.sender, _SENDER_KEYFRAME_FLAG, False)
-            return True
-        return False
+        return take_keyframe_request(self.sender)
 
 
 def check_offer(sdp: str) -> None:
@@ -240,7 +236,7 @@ class Broadcast:
 
     # -- relaying ------------------------------------------------------------------------------
 
-    def _on_packet(self, packet: av.Packet, frame_number: int, frame: av.VideoFrame) -> None:
+    def _on_packet(self, packet: av.Packet[Any], frame_number: int, frame: av.VideoFrame) -> None:
         if frame_number < self._first_frame or self._closing is not None:
             return
         keyframe_wanted = False
@@ -293,7 +289,7 @@ class Broadcast:
         except Exception as exc:
             await self._drop(viewer)
             raise OfferRejected(400, f"the SDP offer cannot be answered: {exc}") from None
-        if self._closing is not None:
+        if self.ended:  # it ended while the answer was being made
             await self._drop(viewer)
             raise BroadcastEnded(self.stream_id)
         viewer.answer_sdp = pc.localDescription.sdp

@@ -30,7 +30,7 @@ def _default_key_name(key: ApiKey) -> str:
     return "key-" + hashlib.sha256(key.key.encode("utf-8")).hexdigest()[:8]
 
 
-def _check_key(instance: ApiKey, attribute: attrs.Attribute, value: str) -> None:
+def _check_key(instance: ApiKey, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.startswith(KEY_PREFIX):
         raise ValueError(f"an API key must be a string starting with {KEY_PREFIX!r}")
 
@@ -55,22 +55,22 @@ class ApiKey:
         return f"ApiKey(name={self.name!r}, key='{self.key[:4]}...')"
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"ServerConfig.{attribute.name} must be a number > 0, got {value!r}")
 
 
-def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
+def _optional_positive_int(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ValueError(f"ServerConfig.{attribute.name} must be None or an int >= 0, got {value!r}")
 
 
-def _optional_positive(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+def _optional_positive(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None:
         _positive(instance, attribute, value)
 
 
-def _non_negative_int(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+def _non_negative_int(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"ServerConfig.{attribute.name} must be an int >= 0, got {value!r}")
 
@@ -79,7 +79,7 @@ def _optional_path(value: Any) -> str | None:
     return None if value is None else os.fspath(value)
 
 
-def _port(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+def _port(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
         raise ValueError(f"ServerConfig.port must be an int in 0..65535 (0 = a free port), got {value!r}")
 

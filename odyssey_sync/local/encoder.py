@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fractions
 import threading
+from typing import Any
 
 import av
 
@@ -53,7 +54,7 @@ class H264Encoder:
         }
         return context
 
-    def encode(self, frame: av.VideoFrame, *, keyframe: bool = False) -> list[av.Packet]:
+    def encode(self, frame: av.VideoFrame, *, keyframe: bool = False) -> list[av.Packet[Any]]:
         """Encode one yuv420p frame (pts in 1/90000); returns its packets, pts and time base set."""
         with self._lock:
             context = self._context

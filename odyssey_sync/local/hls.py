@@ -73,7 +73,7 @@ class HlsWriter:
         path = os.path.join(self._directory, name)
         return path if os.path.isfile(path) else None
 
-    def feed(self, packet: av.Packet, width: int, height: int) -> None:
+    def feed(self, packet: av.Packet[Any], width: int, height: int) -> None:
         """Queue a copy of ``packet`` (a ``width`` x ``height`` frame); never blocks. Loop thread."""
         if self._closed:
             return

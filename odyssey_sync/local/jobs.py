@@ -201,7 +201,8 @@ class JobWorker:
     async def _scripts(self, job: JobRow) -> list[list[dict[str, Any]]]:
         url = job.request.get("script_url")
         if not url:
-            return job.request["scripts"]
+            scripts: list[list[dict[str, Any]]] = job.request["scripts"]
+            return scripts
         try:
             return parse_fetched_scripts(await self._fetch(url))
         except ScriptError as exc:
@@ -285,7 +286,8 @@ class JobWorker:
     async def _transition(
         self, job_id: str, from_statuses: tuple[str, ...], to_status: str, **fields: Any
     ) -> JobRow | None:
-        return await self._db(self._store.transition_job, job_id, from_statuses, to_status, **fields)
+        row: JobRow | None = await self._db(self._store.transition_job, job_id, from_statuses, to_status, **fields)
+        return row
 
     async def _fail(self, job_id: str, from_statuses: tuple[str, ...], message: str) -> None:
         await self._transition(job_id, from_statuses, "failed", completed_at=utc_now(), error_message=message)

@@ -24,15 +24,15 @@ import attrs
 from aiohttp import web
 
 from .. import protocol
-from .._loop import LoopThread
 from ..errors import OdysseyTimeoutError
+from ..loop_thread import LoopThread
+from .aiortc_internals import forget_this_thread, gather_loopback_on_this_thread, set_codec_bitrates
 from .app import AccessLogger, AppState, build_app
 from .archive import Archive
 from .auth import Authority
 from .config import ApiKey, ServerConfig, random_api_key
 from .faults import Action, Faults
 from .sessions import SessionRecord, SessionRegistry
-from .streamer import ensure_loopback_candidates, raise_codec_bitrates
 from .track import idle_world
 
 __all__ = ["LocalOdyssey"]
@@ -50,7 +50,7 @@ def _normalise_keys(api_keys: Sequence[ApiKey] | Sequence[str] | None) -> list[A
     if api_keys is None:
         return [ApiKey(random_api_key(), name="default")]
     if isinstance(api_keys, (str, ApiKey)):
-        api_keys = [api_keys]  # type: ignore[list-item]
+        api_keys = [api_keys]
     keys = [key if isinstance(key, ApiKey) else ApiKey(key) for key in api_keys]
     if not keys:
         raise ValueError("api_keys must hold at least one key (or be None for a random one)")
@@ -247,8 +247,8 @@ class LocalOdyssey:
     # -- on the loop -----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        raise_codec_bitrates(self._config.video_bitrate)
-        ensure_loopback_candidates()
+        set_codec_bitrates(self._config.video_bitrate)
+        gather_loopback_on_this_thread()
         loop = asyncio.get_running_loop()
         self._executor = concurrent.futures.ThreadPoolExecutor(_RENDER_WORKERS, thread_name_prefix="local-odyssey-render")
         self._inputs = concurrent.futures.ThreadPoolExecutor(_INPUT_WORKERS, thread_name_prefix="local-odyssey-input")
@@ -324,6 +324,7 @@ class LocalOdyssey:
         archive, self._archive = self._archive, None
         if archive is not None:
             await archive.close()
+        forget_this_thread()
 
     def _shutdown_threads(self) -> None:
         self._loop.stop()

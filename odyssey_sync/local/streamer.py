@@ -21,9 +21,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import aiortc.codecs.h264
-import aiortc.codecs.vpx
-import aioice.ice
 import attrs
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -31,10 +28,12 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from .. import protocol
 from ..images import decode_to_rgb
+from ..stream_protocol import Refusal, StartRequest, UpdateRequest, parse_request, state_refusal
+from .aiortc_internals import data_channel_backlog, udp_transports
 from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
-from .faults import Faults
 from .encoder import H264Encoder
+from .faults import Faults
 from .sessions import PromptRecord, Session, SessionRegistry, StreamRecord
 from .track import WorldVideoTrack
 from .world import World
@@ -47,11 +46,9 @@ if TYPE_CHECKING:
 __all__ = [
     "WS_CLOSE_TIMEOUT_S",
     "Streamer",
-    "ensure_loopback_candidates",
     "expand_prompt",
     "ice_servers_for",
     "large_message_problem",
-    "raise_codec_bitrates",
 ]
 
 logger = logging.getLogger("odyssey_sync.local.streamer")
@@ -158,39 +155,6 @@ def large_message_problem(text: str | bytes) -> str | None:
     )
 
 
-def raise_codec_bitrates(bitrate: int) -> None:
-    """Set aiortc's VP8 and H.264 start/min/max bitrates around ``bitrate`` (module globals).
-
-    aiortc starts VP8 at 0.5 Mbps and needs ~15 s of REMB to reach its
-    1.5 Mbps cap, which looks soft at 1280x704; there is no per-connection
-    API, so the module constants are patched (read by every new encoder).
-    """
-    low, high = max(100_000, int(bitrate * 0.4)), int(bitrate * 2.4)
-    for codec in (aiortc.codecs.vpx, aiortc.codecs.h264):
-        codec.DEFAULT_BITRATE, codec.MIN_BITRATE, codec.MAX_BITRATE = int(bitrate), low, high
-
-
-def ensure_loopback_candidates() -> None:
-    """Let ICE gather 127.0.0.1 on machines whose only interface is loopback.
-
-    aioice skips loopback addresses, so in a loopback-only network namespace
-    no candidate is gathered and every connection fails. The patch changes
-    nothing on machines with any other address.
-    """
-    original = aioice.ice.get_host_addresses
-    if getattr(original, "_odyssey_loopback_fallback", False):
-        return
-
-    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        addresses = original(use_ipv4, use_ipv6)
-        if not addresses and use_ipv4:
-            return ["127.0.0.1"]
-        return addresses
-
-    get_host_addresses._odyssey_loopback_fallback = True  # type: ignore[attr-defined]
-    aioice.ice.get_host_addresses = get_host_addresses
-
-
 def prefer_h264(transceiver: Any) -> None:
     """Offer H.264 first (the encode-once packets), VP8 after it for peers without H.264."""
     codecs = RTCRtpSender.getCapabilities("video").codecs
@@ -210,13 +174,16 @@ def negotiated_video_codec(sdp: str) -> str | None:
 
 def ice_servers_for(config: ServerConfig) -> list[RTCIceServer]:
     """The configured ICE servers as aiortc objects (an empty list: no STUN at all)."""
-    return [
-        RTCIceServer(urls=server["urls"], username=server.get("username"), credential=server.get("credential"))
-        for server in config.ice_servers
-    ]
+    return [RTCIceServer(**server) for server in protocol.parse_ice_servers({"iceServers": list(config.ice_servers)})]
 
 
-class _SessionLog(logging.LoggerAdapter):
+if TYPE_CHECKING:
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # subscriptable at run time only from Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _SessionLog(_LoggerAdapter):
     """Prefixes every record with the (non-secret) session id."""
 
     def __init__(self, base: logging.Logger, session_id: str) -> None:
@@ -348,12 +315,8 @@ class Streamer:
         if transport is not None:
             transport.abort()
         if self._pc is not None:
-            for ice in _ice_transports(self._pc):
-                connection = getattr(ice, "_connection", None)
-                for stun in getattr(connection, "_protocols", ()):
-                    udp = getattr(stun, "transport", None)
-                    if udp is not None:
-                        udp.abort()
+            for udp in udp_transports(self._pc):
+                udp.abort()
 
     def begin_close(self, *, reason: str = "streamer_disconnected") -> None:
         """Start :meth:`close` without waiting; :attr:`closed` tells when it is done."""
@@ -393,7 +356,7 @@ class Streamer:
         self._log.info("session closed")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         task.set_name(f"local-odyssey-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -514,8 +477,9 @@ class Streamer:
 
     async def _on_remote_candidate(self, message: dict[str, Any]) -> None:
         text, mid, index = message.get("candidate"), message.get("sdpMid"), message.get("sdpMLineIndex")
-        if isinstance(text, dict):  # an RTCIceCandidateInit object instead of flat fields
-            text, mid, index = text.get("candidate"), text.get("sdpMid", mid), text.get("sdpMLineIndex", index)
+        init = text
+        if isinstance(init, dict):  # an RTCIceCandidateInit object instead of flat fields
+            text, mid, index = init.get("candidate"), init.get("sdpMid", mid), init.get("sdpMLineIndex", index)
         if self._pc is None or not isinstance(text, str) or not text.strip():
             return  # end-of-candidates, or nothing usable
         if self._remote_candidates >= MAX_REMOTE_CANDIDATES:
@@ -592,14 +556,9 @@ class Streamer:
         channel = self._out
         if channel is None or channel.readyState != "open":
             return
-        sctp = self._pc.sctp if self._pc is not None else None
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
         while time.monotonic() < deadline:
-            # aiortc has no delivery event; its SCTP queues are the only evidence of acknowledgement.
-            queued = channel.bufferedAmount or self._pending
-            for name in ("_data_channel_queue", "_outbound_queue", "_sent_queue"):
-                queued = queued or getattr(sctp, name, None)
-            if not queued:
+            if not self._pending and not data_channel_backlog(channel, self._pc):
                 return
             await asyncio.sleep(_DRAIN_POLL_S)
 
@@ -611,11 +570,15 @@ class Streamer:
             if self._closing:
                 continue
             try:
-                kind = message["type"]
-                if kind == protocol.STREAM_START:
-                    await self._on_start(message)
-                elif kind == protocol.UPDATE:
-                    await self._on_update(message)
+                request = parse_request(message)
+                kind = message.get("type", "")
+                refusal = request if isinstance(request, Refusal) else state_refusal(kind, self._stream_id())
+                if refusal is not None:
+                    self._reply(refusal.to_message())
+                elif isinstance(request, StartRequest):
+                    await self._on_start(request)
+                elif isinstance(request, UpdateRequest):
+                    await self._on_update(request)
                 else:
                     self._on_end()
             except asyncio.CancelledError:
@@ -624,25 +587,11 @@ class Streamer:
                 self._log.exception("failed to handle %s", message.get("type"))
                 self._reply(protocol.stream_error("internal_error", "The local server failed to handle the message"))
 
-    async def _on_start(self, message: dict[str, Any]) -> None:
-        if self._stream is not None:
-            self._reply(
-                protocol.stream_error(
-                    "stream_already_active", "A stream is already running; end it with interactive_stream_end first"
-                )
-            )
-            return
-        prompt = message.get("prompt", "")
-        portrait = message.get("portrait", True)
-        image = message.get("input_image_base64")
-        bypass = message.get("bypass_vlm_expansion") is True
-        problem = protocol.prompt_problem(prompt)
-        if problem is not None:
-            self._reply(protocol.stream_error("invalid_request", problem))
-            return
-        if not isinstance(portrait, bool):
-            self._reply(protocol.stream_error("invalid_request", "portrait must be true or false"))
-            return
+    def _stream_id(self) -> str | None:
+        return self._stream.stream_id if self._stream is not None else None
+
+    async def _on_start(self, request: StartRequest) -> None:
+        prompt, portrait, image, bypass = request.prompt, request.portrait, request.image_data_url, request.bypass_prompt_expansion
         if bypass and not self.key.bypass_privilege:
             self._reply(
                 protocol.stream_error("permission_denied", "This API key is not allowed to bypass prompt expansion")
@@ -661,11 +610,6 @@ class Streamer:
         width, height = protocol.PORTRAIT if portrait else protocol.LANDSCAPE
         seed = None
         if image:
-            if not isinstance(image, str) or image[:5].lower() != "data:":
-                self._reply(
-                    protocol.stream_error("invalid_image", "input_image_base64 must be a data:<mime>;base64,... URL")
-                )
-                return
             loop = asyncio.get_running_loop()
             try:
                 seed = await loop.run_in_executor(self._inputs, decode_to_rgb, image, width, height)
@@ -697,21 +641,12 @@ class Streamer:
         stream.recording = self._record(stream, prompt, applied, frame_number, portrait)
         self._log.info("stream %s started (%dx%d)", stream.stream_id, width, height)
         self._reply(protocol.stream_started(stream.stream_id, applied))
-        if message.get("broadcast") is True:
+        if request.broadcast:
             self._start_broadcast(stream, frame_number)
 
-    async def _on_update(self, message: dict[str, Any]) -> None:
-        prompt = message.get("prompt")
-        problem = protocol.prompt_problem(prompt)
-        if problem is not None or not isinstance(prompt, str):
-            self._reply(protocol.stream_error("invalid_request", problem or "prompt must be a string"))
-            return
-        stream = self._stream
-        if stream is None:
-            self._reply(
-                protocol.stream_error("no_active_stream", "No stream is running; start one with interactive_stream_start")
-            )
-            return
+    async def _on_update(self, request: UpdateRequest) -> None:
+        prompt, stream = request.prompt, self._stream
+        assert stream is not None  # state_refusal let the update through
         fault = self._faults.take_stream_error_on_interact()
         if fault is not None:
             await self._stream_error(fault)
@@ -855,19 +790,6 @@ def _end_recording(stream: _ActiveStream, reason: str) -> None:
     """Finish the stream's recording, if it has one."""
     if stream.recording is not None:
         stream.recording.finish(reason)
-
-
-def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
-    """The ICE transports of a peer (usually one, bundled)."""
-    found: list[Any] = []
-    dtls = [t.sender.transport for t in pc.getTransceivers()]
-    if pc.sctp is not None:
-        dtls.append(pc.sctp.transport)
-    for transport in dtls:
-        ice = getattr(transport, "transport", None)
-        if ice is not None and ice not in found:
-            found.append(ice)
-    return found
 
 
 def _end_broadcast(stream: _ActiveStream) -> None:

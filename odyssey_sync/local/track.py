@@ -29,16 +29,14 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from .aiortc_internals import take_keyframe_request
 from .encoder import TIME_BASE, H264Encoder
 from .world import World
 
 __all__ = ["PacketSink", "VIDEO_CLOCK_RATE", "WorldVideoTrack", "idle_world"]
 
 VIDEO_CLOCK_RATE = 90000
-# aiortc keeps a PLI/FIR request in this private flag; it is read (guarded) for pre-encoded packets.
-_SENDER_KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
-
-PacketSink = Callable[[av.Packet, int, av.VideoFrame], None]
+PacketSink = Callable[["av.Packet[Any]", int, av.VideoFrame], None]
 """Called on the loop thread with each encoded packet, its frame number and the frame it encodes."""
 
 
@@ -117,11 +115,7 @@ class WorldVideoTrack(MediaStreamTrack):
 
     def _take_keyframe_request(self) -> bool:
         wanted, self._keyframe_wanted = self._keyframe_wanted, False
-        sender = self.sender
-        if sender is not None and getattr(sender, _SENDER_KEYFRAME_FLAG, False):
-            setattr(sender, _SENDER_KEYFRAME_FLAG, False)
-            wanted = True
-        return wanted
+        return take_keyframe_request(self.sender) or wanted
 
     def set_stalled(self, stalled: bool) -> None:
         """Stop producing frames (``True``) or resume (``False``, without a catch-up burst)."""
@@ -135,7 +129,7 @@ class WorldVideoTrack(MediaStreamTrack):
         super().stop()
         self._running.set()
 
-    async def recv(self) -> av.Packet | av.VideoFrame:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any] | av.VideoFrame:
         """The next frame's packet (or frame, without passthrough), at its slot.
 
         Raises :class:`MediaStreamError` once stopped.
@@ -182,7 +176,7 @@ class WorldVideoTrack(MediaStreamTrack):
         return frame
 
 
-def _joined(packets: list[av.Packet]) -> av.Packet:
+def _joined(packets: list[av.Packet[Any]]) -> av.Packet[Any]:
     """One Annex-B packet carrying several (the encoder split a frame)."""
     packet = av.Packet(b"".join(bytes(p) for p in packets))
     packet.pts, packet.dts, packet.time_base = packets[0].pts, packets[0].dts, TIME_BASE

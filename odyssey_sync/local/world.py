@@ -269,8 +269,9 @@ def _check_size(width: int, height: int) -> tuple[int, int]:
 
 def _plane_view(plane: VideoPlane) -> np.ndarray:
     """Writable (height, width) view of a frame plane, skipping the line padding."""
-    buffer = np.frombuffer(plane, dtype=np.uint8)
-    return buffer[: plane.line_size * plane.height].reshape(plane.height, plane.line_size)[:, : plane.width]
+    buffer = np.frombuffer(memoryview(plane), dtype=np.uint8)
+    view: np.ndarray = buffer[: plane.line_size * plane.height].reshape(plane.height, plane.line_size)[:, : plane.width]
+    return view
 
 
 def _compose(
@@ -307,12 +308,14 @@ def _hash_floats(prompt: str, count: int) -> list[float]:
 def _hsv(hue: float, saturation: float, value: float) -> np.ndarray:
     """RGB (0-255 scale, float32) of an HSV colour, clamped away from black and white."""
     r, g, b = colorsys.hsv_to_rgb(hue % 1.0, min(max(saturation, 0.0), 1.0), min(max(value, 0.0), 1.0))
-    return np.clip(np.array([r, g, b], dtype=np.float32) * 255.0, _RGB_MIN, _RGB_MAX)
+    colour: np.ndarray = np.clip(np.array([r, g, b], dtype=np.float32) * 255.0, _RGB_MIN, _RGB_MAX)
+    return colour
 
 
 def _rgb_to_yuv(rgb: np.ndarray) -> np.ndarray:
     """Convert ``(..., 3)`` RGB floats (0-255) to ``(..., 3)`` YUV floats (BT.601 limited range)."""
-    return rgb @ _RGB_TO_YUV.T + _YUV_OFFSET
+    yuv: np.ndarray = rgb @ _RGB_TO_YUV.T + _YUV_OFFSET
+    return yuv
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +437,7 @@ def _procedural_plane(
     height_px = rows * period / cols  # frame height on this grid's horizontal pixel scale
 
     def ridge(base: float, waves: tuple[tuple[int, float, float], ...]) -> np.ndarray:
-        line = np.full_like(theta, base)
+        line: np.ndarray = np.full_like(theta, base)
         for cycles, amplitude, phase in waves:
             line += np.float32(amplitude) * np.sin(np.float32(cycles) * theta + np.float32(phase))
         return line
@@ -467,8 +470,9 @@ def _procedural_plane(
     sky_t = np.clip(ys / np.float32(look.horizon), 0.0, 1.0)
     planes = []
     for channel in channels:
-        def coefficient(colour: np.ndarray) -> np.float32:
-            return np.float32(_RGB_TO_YUV[channel] @ colour)
+        def coefficient(colour: np.ndarray, channel: int = channel) -> np.float32:
+            value: np.float32 = np.float32(_RGB_TO_YUV[channel] @ colour)
+            return value
 
         offset = _YUV_OFFSET[channel]
         sky_top, sky_horizon = coefficient(look.sky_top), coefficient(look.sky_horizon)
@@ -596,4 +600,5 @@ def _build_scene(prompt: str, width: int, height: int, seed: np.ndarray | None) 
 def _blend(plane: np.ndarray, target: float, amount: float) -> np.ndarray:
     """``plane`` moved ``amount`` of the way towards ``target``, as uint8."""
     blended = plane.astype(np.float32) * np.float32(1.0 - amount) + np.float32(target * amount)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    moved: np.ndarray = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return moved

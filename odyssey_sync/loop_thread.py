@@ -1,8 +1,10 @@
 """One asyncio event loop owned by one daemon thread, with a blocking bridge.
 
-The thread is a daemon so an unclosed client never keeps the interpreter
-alive; owners still close their sessions on the loop before calling
-:meth:`LoopThread.stop`, or aiortc's decoder threads can outlive it.
+Public: every client connection, spectator and local server runs its loop
+in a :class:`LoopThread`, and so can an application that wants the same
+blocking bridge. The thread is a daemon so an unclosed owner never keeps the
+interpreter alive; owners still close their sessions on the loop before
+calling :meth:`LoopThread.stop`, or aiortc's decoder threads can outlive it.
 """
 
 from __future__ import annotations
@@ -10,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
-from .errors import OdysseyTimeoutError
+from ._deadline import Deadline, TimeLimit
+
+__all__ = ["LoopThread", "cancel_and_wait", "create_task", "wait_future"]
 
 T = TypeVar("T")
-
-# Waits are sliced so that Ctrl+C reaches the caller promptly on every platform.
-_WAIT_SLICE_S = 0.1
 
 
 class LoopThread:
@@ -100,10 +100,11 @@ class LoopThread:
         """Run a plain callback on the loop thread (thread-safe)."""
         self.loop.call_soon_threadsafe(callback, *args)
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None, *, what: str = "operation") -> T:
-        """Run ``coro`` on the loop and wait for its result.
+    def run(self, coro: Coroutine[Any, Any, T], timeout: TimeLimit = None, *, what: str = "operation") -> T:
+        """Run ``coro`` on the loop and wait for its result, until ``timeout`` (seconds or the caller's
+        :class:`~odyssey_sync._deadline.Deadline`; ``None``: no limit).
 
-        Raises :class:`OdysseyTimeoutError` naming ``what`` on expiry.
+        Raises :class:`OdysseyTimeoutError` naming ``what`` (or the deadline's call) on expiry.
         """
         if self.in_loop_thread():
             coro.close()
@@ -130,17 +131,16 @@ class LoopThread:
         self._loop = None
 
 
-def wait_future(future: concurrent.futures.Future[T], timeout: float | None, *, what: str = "operation") -> T:
-    """Wait for a concurrent future in short slices; cancel it on timeout or interrupt."""
-    deadline = None if timeout is None else time.monotonic() + timeout
+def wait_future(future: concurrent.futures.Future[T], timeout: TimeLimit, *, what: str = "operation") -> T:
+    """Wait for a concurrent future in short slices (Ctrl+C gets through); cancel it on timeout or interrupt."""
+    deadline = Deadline.of(timeout, what)
     try:
         while True:
-            remaining = _WAIT_SLICE_S if deadline is None else min(_WAIT_SLICE_S, deadline - time.monotonic())
-            if remaining <= 0:
+            if deadline.expired():
                 future.cancel()
-                raise OdysseyTimeoutError(f"{what} timed out after {timeout:g} s")
+                raise deadline.error()
             try:
-                return future.result(remaining)
+                return future.result(deadline.slice())
             except concurrent.futures.TimeoutError:
                 if future.done() and not future.cancelled():
                     return future.result(0)
