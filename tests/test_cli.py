@@ -268,6 +268,8 @@ def test_the_console_script_is_installed() -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"odyssey {__version__}"
     local_help = subprocess.run([str(script), "local", "--help"], capture_output=True, text=True, timeout=60)
     assert local_help.returncode == 0 and "--max-stream-seconds" in local_help.stdout
+    as_module = subprocess.run([sys.executable, "-m", "odyssey_sync", "--version"], capture_output=True, text=True, timeout=60)
+    assert as_module.returncode == 0 and as_module.stdout == done.stdout
 
 
 def test_read_interacts_sorts_and_accepts_both_json_forms() -> None:
