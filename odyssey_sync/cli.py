@@ -25,20 +25,17 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
-import av
 from tqdm import tqdm
 
 from ._account import ARTIFACTS
 from ._version import __version__
 from .client import Odyssey
 from .errors import OdysseyError, OdysseyStreamError, StreamDurationExceededError
-from .frames import VideoFrame
+from .save import Mp4Writer
 from .types import Acknowledgement, SimulationJobStatus
 
 __all__ = ["TimedPrompt", "main", "read_interacts"]
@@ -130,60 +127,6 @@ def _timed(seconds: float, prompt: Any, where: str) -> TimedPrompt:
     return TimedPrompt(seconds, prompt.strip())
 
 
-# -- MP4 output -----------------------------------------------------------------------------------
-
-
-class FrameWriter(Protocol):
-    """What ``stream`` writes frames to: ``odyssey_sync.save.Mp4Writer``'s interface."""
-
-    def write(self, frame: VideoFrame) -> None:
-        """Append one frame."""
-
-    def __enter__(self) -> FrameWriter: ...
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-
-def open_mp4_writer(path: Path) -> FrameWriter:
-    """A streaming MP4 writer for ``path`` (a stand-in for ``odyssey_sync.save.Mp4Writer`` until it is merged)."""
-    return _StandInMp4Writer(path)
-
-
-class _StandInMp4Writer:
-    """H.264 MP4 of frames as they come, timed by their media clock; nothing kept in memory."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._container: Any = None
-        self._stream: Any = None
-        self._first_ms: int | None = None
-        self._last_pts = -1
-
-    def __enter__(self) -> _StandInMp4Writer:
-        self._container = av.open(str(self._path), mode="w")
-        return self
-
-    def write(self, frame: VideoFrame) -> None:
-        if self._stream is None:
-            self._stream = self._container.add_stream("libx264", rate=20)
-            self._stream.width, self._stream.height, self._stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            self._stream.codec_context.time_base = Fraction(1, 1000)
-            self._stream.options = {"preset": "veryfast"}
-            self._first_ms = frame.timestamp_ms
-        assert self._first_ms is not None
-        image = av.VideoFrame.from_ndarray(frame.data, format="rgb24")
-        image.pts = self._last_pts = max(self._last_pts + 1, frame.timestamp_ms - self._first_ms)
-        image.time_base = Fraction(1, 1000)
-        self._container.mux(self._stream.encode(image))
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if self._stream is not None:
-            self._container.mux(self._stream.encode(None))
-        self._container.close()
-
-
 # -- commands -------------------------------------------------------------------------------------
 
 
@@ -211,23 +154,28 @@ def cmd_stream(args: argparse.Namespace) -> int:
         stream_id = client.start_stream(args.prompt, portrait=args.portrait)
         started_with = client.last_applied_prompt or args.prompt
         out = _output_path(args.out, stream_id)
-        with open_mp4_writer(out) as writer:
+        with Mp4Writer(out) as writer:
             result = _record(client, stream_id, writer, args, interacts)
             if not result.frames and result.interrupted:
                 raise KeyboardInterrupt
             if not result.frames:
                 raise OdysseyStreamError(f"no video of the stream arrived ({result.ended_early or 'nothing to write'})")
+            video = writer.close()
         if client.current_stream_id == stream_id:
             client.end_stream()
     print(f"stream   {stream_id}")
-    print(f"video    {out} ({result.frames} frames, {result.size}, {result.seconds:.1f} s)")
+    print(f"video    {video.path} ({video.frames} frames, {video.width}x{video.height}, {video.duration_seconds:.1f} s)")
     print(f"prompt   0.0 s  {started_with}")
     failed = 0
     for timed, outcome in result.prompts:
         print(f"prompt   {timed.at_s:.1f} s  {outcome}")
         failed += outcome.startswith("failed:")
-    if result.missed:
-        print(f"{PROG} stream: note: {result.missed} frames were dropped (writing fell behind the stream)", file=sys.stderr)
+    if result.missed or video.dropped:
+        print(
+            f"{PROG} stream: note: {result.missed + video.dropped} frames are missing from the video "
+            f"({result.missed} skipped while reading fell behind, {video.dropped} while encoding did)",
+            file=sys.stderr,
+        )
     if result.ended_early:
         print(f"{PROG} stream: note: {result.ended_early}", file=sys.stderr)
     if result.interrupted:
@@ -238,7 +186,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
 @attrs.define
 class _Recorded:
     frames: int = 0
-    size: str = "no video"
     seconds: float = 0.0
     missed: int = 0
     prompts: list[tuple[TimedPrompt, str]] = attrs.Factory(list)
@@ -247,7 +194,7 @@ class _Recorded:
 
 
 def _record(
-    client: Odyssey, started: Acknowledgement, writer: FrameWriter, args: argparse.Namespace, interacts: list[TimedPrompt]
+    client: Odyssey, started: Acknowledgement, writer: Mp4Writer, args: argparse.Namespace, interacts: list[TimedPrompt]
 ) -> _Recorded:
     """Write the stream's frames until ``args.seconds`` of video; send each prompt when its time comes.
 
@@ -256,8 +203,7 @@ def _record(
     """
     result = _Recorded()
     queue, sent = list(interacts), []
-    first: VideoFrame | None = None
-    previous_index = -1
+    previous_index: int | None = None
     limit_ms = args.seconds * 1000
     progress = tqdm(
         total=args.seconds,
@@ -274,11 +220,11 @@ def _record(
                     sent.append((timed, client.interact(timed.prompt, wait=False)))
                 if (frame.height > frame.width) != args.portrait:
                     continue  # the idle world's last frame can arrive after the start, in the other orientation
-                if first is None:
-                    first, previous_index = frame, frame.index - 1
+                if previous_index is None:
+                    previous_index = frame.index - 1
                 if frame.timestamp_ms >= limit_ms:
                     break
-                writer.write(frame)
+                writer.write(frame)  # never blocks; counts what it has to drop when encoding falls behind
                 result.frames += 1
                 result.missed += max(0, frame.index - previous_index - 1)
                 previous_index = frame.index
@@ -289,8 +235,6 @@ def _record(
         except KeyboardInterrupt:  # Ctrl+C ends the recording early; the video so far is kept
             result.interrupted = True
             result.ended_early = f"interrupted after {result.seconds:.1f} s; the video so far is kept"
-    if first is not None:
-        result.size = f"{first.width}x{first.height}"
     for timed, future in sent:
         try:
             result.prompts.append((timed, str(future.result(timeout=args.timeout))))

@@ -38,7 +38,7 @@ from ._extras import require
 from .errors import OdysseyError, OdysseyTimeoutError
 from .frames import VideoFrame, check_timeout, moment_of
 
-__all__ = ["FrameSource", "Preview", "encode_jpeg", "preview"]
+__all__ = ["FrameSource", "Preview", "preview"]
 
 _widgets = require("ipywidgets", "notebook", "The notebook preview (odyssey_sync.notebook)")
 
@@ -197,13 +197,12 @@ def preview(
     return view.start() if start else view
 
 
-def encode_jpeg(rgb: np.ndarray, *, width: int | None = None, quality: int = 5) -> bytes:
-    """One RGB ``uint8`` image as JPEG bytes, scaled to ``width`` pixels wide (aspect kept)."""
-    return _JpegEncoder(_check_width(width), _check_quality(quality)).encode(rgb)
-
-
 class _JpegEncoder:
-    """A PyAV MJPEG encoder, rebuilt when the output size changes."""
+    """A PyAV MJPEG encoder kept across frames (rebuilt when the size changes).
+
+    Kept rather than made per frame as ``images._encode_jpeg`` does: at 640 px
+    that is 1.0 instead of ~3.9 ms a frame, a third of what the preview costs.
+    """
 
     def __init__(self, width: int | None, quality: int) -> None:
         self._width = width

@@ -1,12 +1,13 @@
-"""Watch a stream in an OpenCV window; headless, save frames or print what is seen instead.
+"""Watch a stream in an OpenCV window; headless, save a frame a second and print what is seen.
 
 Uses the hosted Odyssey API when ``ODYSSEY_API_KEY`` is set, otherwise an
 in-process local server. Frames come as BGR arrays (``frame.to_ndarray("bgr24")``,
 OpenCV's layout, converted once from the decoded frame). What it does:
 
 * a display and OpenCV with GUI support: a window (press q or Esc to close);
-* OpenCV without a display (or ``opencv-python-headless``): one JPEG a second in ``--out``;
-* no OpenCV: one line a second with the frame number and its mean colour.
+* otherwise (no display, ``opencv-python-headless``, or no OpenCV at all): one
+  JPEG a second in ``--out`` (with ``cv2.imwrite``, or ``odyssey_sync.save.save_image``
+  without OpenCV) and a line with the frame number and its mean colour.
 
     python samples/opencv_viewer.py [--seconds 10] [--out viewer-output] [--headless]
 """
@@ -24,15 +25,15 @@ from types import ModuleType
 from typing import Iterator
 
 from odyssey_sync import Odyssey
+from odyssey_sync.save import save_image
 
 
 def load_opencv() -> ModuleType | None:
-    """OpenCV if it is installed; without it the viewer prints instead."""
+    """OpenCV if it is installed; the viewer also runs without it."""
     try:
         return importlib.import_module("cv2")
     except ImportError:
         return None
-
 
 
 @contextlib.contextmanager
@@ -48,12 +49,10 @@ def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
         yield client, f"local server at {server.url}"
 
 
-def choose_mode(opencv: ModuleType | None, headless: bool) -> str:
-    """``"window"``, ``"files"`` or ``"print"``, from what this machine has."""
-    if opencv is None:
-        return "print"
+def window_wanted(opencv: ModuleType | None, headless: bool) -> bool:
+    """Whether to try a window: OpenCV is there, a display is, and ``--headless`` is not given."""
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return "window" if has_display and not headless else "files"
+    return opencv is not None and has_display and not headless
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headless", action="store_true", help="never open a window")
     args = parser.parse_args(argv)
     cv2 = load_opencv()
-    mode = choose_mode(cv2, args.headless)
+    window = window_wanted(cv2, args.headless)
     saved: list[Path] = []
     shown = 0
 
@@ -72,36 +71,39 @@ def main(argv: list[str] | None = None) -> int:
         client.connect()
         stream_id = client.start_stream("A neon city street at night in the rain", portrait=False)
         end = time.monotonic() + args.seconds
-        next_report = time.monotonic()
+        next_save = time.monotonic()
         for frame in client.frames(timeout=10):
             bgr = frame.to_ndarray("bgr24")
-            if cv2 is not None and mode == "window":
+            shown += 1
+            if window and cv2 is not None:
                 try:
                     cv2.imshow("Odyssey", bgr)
                 except cv2.error:  # OpenCV built without GUI support (e.g. opencv-python-headless)
-                    mode = "files"
+                    window = False
                 else:
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                         break
-            shown += 1
-            if mode != "window" and time.monotonic() >= next_report:
-                next_report += 1.0
-                if cv2 is not None and mode == "files":
-                    args.out.mkdir(parents=True, exist_ok=True)
-                    saved.append(args.out / f"frame-{frame.index:05d}.jpg")
-                    cv2.imwrite(str(saved[-1]), bgr)
+            if not window and time.monotonic() >= next_save:
+                next_save += 1.0
+                path = args.out / f"frame-{frame.index:05d}.jpg"
+                args.out.mkdir(parents=True, exist_ok=True)
+                if cv2 is not None:
+                    cv2.imwrite(str(path), bgr)
                 else:
-                    blue, green, red = (float(c) for c in bgr[::8, ::8].reshape(-1, 3).mean(axis=0))
-                    print(f"frame {frame.index:5d}  {frame.width}x{frame.height}  mean BGR ({blue:.0f}, {green:.0f}, {red:.0f})")
+                    save_image(frame, path)
+                saved.append(path)
+                blue, green, red = (float(c) for c in bgr[::8, ::8].reshape(-1, 3).mean(axis=0))
+                print(f"frame {frame.index:5d}  {frame.width}x{frame.height}  mean BGR ({blue:.0f}, {green:.0f}, {red:.0f})"
+                      f"  -> {path}")
             if time.monotonic() >= end:
                 break
         client.end_stream()
-    if cv2 is not None and mode == "window":
+    if window and cv2 is not None:
         cv2.destroyAllWindows()
 
     print(f"target:  {target}")
     print(f"stream:  {stream_id}")
-    print(f"mode:    {mode}")
+    print(f"mode:    {'window' if window else 'files'} (OpenCV {'found' if cv2 is not None else 'not installed'})")
     print(f"frames:  {shown} in {args.seconds:g} s")
     for path in saved:
         print(f"saved:   {path}")

@@ -15,7 +15,7 @@ pytest.importorskip("ipywidgets")
 
 from odyssey_sync import Odyssey, OdysseyError, OdysseyTimeoutError
 from odyssey_sync.local import LocalOdyssey
-from odyssey_sync.notebook import Preview, encode_jpeg, preview
+from odyssey_sync.notebook import Preview, _JpegEncoder, preview
 from odyssey_sync.stamp import read_stamp
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "notebook_preview.ipynb"
@@ -92,16 +92,16 @@ def test_arguments_are_checked(server: LocalOdyssey) -> None:
             Preview(idle, **bad)
 
 
-def test_encode_jpeg_scales_to_even_sizes() -> None:
+def test_the_jpeg_encoder_scales_to_even_sizes_and_sets_the_quality() -> None:
     rgb = np.zeros((704, 1280, 3), np.uint8)
     rgb[:, 640:] = (255, 0, 0)
-    small = encode_jpeg(rgb, width=333)
+    small = _JpegEncoder(333, 5).encode(rgb)
     assert small[:2] == b"\xff\xd8" and jpeg_size(small) == (332, 182)
     with av.open(io.BytesIO(small), mode="r") as container:
         decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert decoded[:, :150].mean() < 10 and decoded[:, 200:, 0].mean() > 200, "left black, right red"
     noise = np.random.default_rng(0).integers(0, 256, (704, 1280, 3), dtype=np.uint8)
-    assert len(encode_jpeg(noise, quality=2)) > 2 * len(encode_jpeg(noise, quality=31))
+    assert len(_JpegEncoder(None, 2).encode(noise)) > 2 * len(_JpegEncoder(None, 31).encode(noise))
 
 
 def test_without_ipywidgets_the_import_names_the_extra() -> None:
