@@ -219,7 +219,7 @@ def _record(
                     timed = queue.pop(0)
                     sent.append((timed, client.interact(timed.prompt, wait=False)))
                 if (frame.height > frame.width) != args.portrait:
-                    continue  # the idle world's last frame can arrive after the start, in the other orientation
+                    continue  # an old-picture frame decoded after the start's answer, from a service that answers early
                 if previous_index is None:
                     previous_index = frame.index - 1
                 if frame.timestamp_ms >= limit_ms:

@@ -418,7 +418,7 @@ def _end_stream(client: Odyssey) -> None:
     try:
         client.end_stream()
     except OdysseyStateError as error:
-        if error.reason not in ("no_stream", "stream_ended", "connection_ended"):
+        if error.reason not in ("no_active_stream", "stream_ended", "connection_ended"):
             raise
 
 

@@ -205,7 +205,7 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         self._check_open()
         last = self._last_frame
         if last is None or self._stream_id is None:
-            raise OdysseyStateError("step() before reset(): call reset() to start a stream first", reason="no_stream")
+            raise OdysseyStateError("step() before reset(): call reset() to start a stream first", reason="no_active_stream")
         if self._stream_over is not None:
             raise OdysseyStateError(
                 f"the episode's stream is over ({self._stream_over}); call reset() to start another", reason="stream_ended"
@@ -313,8 +313,10 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
     def _wait_for_stream_frame(self, after: float, need_index: int | None) -> VideoFrame:
         """The newest frame of this stream received after ``after`` with ``index >= need_index``.
 
-        Frames of another size are passed over: the last frames rendered before
-        a start can arrive after it (the idle world, landscape).
+        Frames of another size are passed over: a service that answers a start
+        before its last frames of the old picture are decoded would tag them
+        with the new stream (the local server answers as the new picture's
+        first frame goes out, so it never does).
         """
         client = self._client
         deadline = time.monotonic() + self._step_timeout
@@ -378,7 +380,7 @@ class OdysseyEnv(gymnasium.Env[Observation, Any]):
         """Why the episode's stream ended under a call that raised ``error``; ``None`` if it did not."""
         if _caused_by_duration_limit(error):
             return "stream_duration_limit"
-        if getattr(error, "reason", None) in ("stream_ended", "no_stream"):
+        if getattr(error, "reason", None) in ("stream_ended", "no_active_stream"):
             return "stream_ended"
         return None
 

@@ -234,3 +234,38 @@ def test_every_wrong_state_error_is_one_type_that_says_what_to_call(client: Odys
             break
     client.disconnect()
     state_error(lambda: client.end_stream(), "not_connected", r"call connect\(\) first")
+
+
+def _first_frames(server: LocalOdyssey, session_id: str, stream_id: str) -> list[int]:
+    """The server's first frame number of each prompt the stream showed (start, then each interact)."""
+    record = server.session(session_id)
+    assert record is not None
+    stream = next(s for s in record.streams if s.stream_id == stream_id)
+    return [p.frame_number for p in stream.prompts]
+
+
+@pytest.mark.parametrize("portrait", [False, True])
+def test_every_frame_tagged_with_a_stream_or_prompt_shows_it(client: Odyssey, server: LocalOdyssey, portrait: bool) -> None:
+    client.connect()
+    session_id = client.current_session_id
+    assert session_id is not None
+    for attempt in range(3):  # three starts: the race between the answer and the last old frames, thrice
+        stream_id = client.start_stream(f"A canyon, take {attempt}", portrait=portrait)
+        frames = [client.get_frame(timeout=10) for _ in range(6)]
+        ack = client.interact(f"Rain falls, take {attempt}")
+        after = client.wait_for_frame(after=ack, timeout=10)
+        later = [after] + [client.get_frame(timeout=10) for _ in range(3)]
+        start_frame, interact_frame = _first_frames(server, session_id, stream_id)
+        for frame in frames + later:
+            stamp = read_stamp(frame.data)
+            assert stamp is not None and stamp.frame_number >= start_frame, (
+                f"frame {stamp} tagged with stream {stream_id} is from before its first frame #{start_frame}"
+            )
+            assert frame.data.shape == ((1280, 704, 3) if portrait else (704, 1280, 3))
+        for frame in later:
+            stamp = read_stamp(frame.data)
+            assert stamp is not None and stamp.frame_number >= interact_frame, (
+                f"the first frame after the acknowledgement (#{stamp.frame_number}) predates the prompt (#{interact_frame})"
+            )
+            assert frame.prompt == ack
+        client.end_stream()

@@ -640,6 +640,7 @@ class Streamer:
         )
         stream.recording = self._record(stream, prompt, applied, frame_number, portrait)
         self._log.info("stream %s started (%dx%d)", stream.stream_id, width, height)
+        await self._until_sent(frame_number)
         self._reply(protocol.stream_started(stream.stream_id, applied))
         if request.broadcast:
             self._start_broadcast(stream, frame_number)
@@ -658,6 +659,7 @@ class Streamer:
         self._registry.add_prompt(self._session, PromptRecord(prompt, applied, frame_number, time.time()))
         if stream.recording is not None:
             stream.recording.update(prompt, applied, frame_number)
+        await self._until_sent(frame_number)
         self._reply(protocol.update_acknowledged(applied))
 
     def _on_end(self) -> None:
@@ -672,6 +674,11 @@ class Streamer:
             _end_broadcast(stream)
             self._log.info("stream %s ended", stream.stream_id)
         self._reply(protocol.stream_ended())
+
+    async def _until_sent(self, frame_number: int) -> None:
+        """Answer when the first frame of the new picture goes out (bounded: a stalled track answers anyway)."""
+        if self._track is not None:
+            await self._track.until_sent(frame_number, max(0.25, 3.0 / self._config.fps))
 
     async def _show(self, prompt: str, stream: _ActiveStream) -> int | None:
         """Prepare the back world for ``prompt`` off the loop, then swap it in; the first frame number showing it."""

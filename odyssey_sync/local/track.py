@@ -84,6 +84,8 @@ class WorldVideoTrack(MediaStreamTrack):
         if not stalled:
             self._running.set()
         self._on_frame = on_frame
+        self._sent = -1
+        self._sending: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
     def next_frame_number(self) -> int:
@@ -94,6 +96,32 @@ class WorldVideoTrack(MediaStreamTrack):
     def world(self) -> World:
         """The world currently rendered."""
         return self._world
+
+    async def until_sent(self, frame_number: int, timeout: float) -> bool:
+        """Wait until frame ``frame_number`` goes to the sender (or the track stops); False after ``timeout``.
+
+        The streamer answers a start or an interact at that moment, so the client
+        hears of the new stream or prompt just before its first frame, not while
+        frames of the old picture are still on their way.
+        """
+        if frame_number <= self._sent or self.readyState != "live":
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sending.append((frame_number, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if (frame_number, waiter) in self._sending:
+                self._sending.remove((frame_number, waiter))
+
+    def _mark_sent(self, frame_number: int) -> None:
+        self._sent = frame_number
+        for number, waiter in list(self._sending):
+            if number <= frame_number and not waiter.done():
+                waiter.set_result(None)
 
     def show(self, world: World) -> int:
         """Render ``world`` from the next frame on; returns that frame's number."""
@@ -125,9 +153,10 @@ class WorldVideoTrack(MediaStreamTrack):
             self._running.set()
 
     def stop(self) -> None:
-        """End the track and wake a pending :meth:`recv`."""
+        """End the track and wake a pending :meth:`recv` and :meth:`until_sent`."""
         super().stop()
         self._running.set()
+        self._mark_sent(self._next_frame)
 
     async def recv(self) -> av.Packet[Any] | av.VideoFrame:
         """The next frame's packet (or frame, without passthrough), at its slot.
@@ -149,6 +178,7 @@ class WorldVideoTrack(MediaStreamTrack):
                 sink(packet, number, frame)
             if self._on_frame is not None:
                 self._on_frame(number)
+            self._mark_sent(number)
             return packet if self.passthrough else frame
 
     async def _next_frame_at_slot(self) -> av.VideoFrame:
