@@ -624,13 +624,16 @@ class Odyssey(AccountMethods):
         wait = self._call_timeout(timeout)
         return self._media().get_frame(wait, stream_id=stream_id)
 
-    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM, peek: bool = False) -> VideoFrame | None:
         """The newest frame of the current stream, or ``None`` before its first; never waits.
 
         For control loops: older unread frames are skipped (``stats.frames_superseded``)
-        and the same frame comes back until a newer one arrives.
+        and the same frame comes back until a newer one arrives. ``peek=True``
+        looks without handing the frame out: another reader's ``get_frame()`` /
+        ``frames()`` still gets every frame (a live preview beside a recorder).
         """
-        return self._media().latest_frame(stream_id=stream_id)
+        _check_bool("peek", peek)
+        return self._media().latest_frame(stream_id=stream_id, peek=peek)
 
     def wait_for_frame(
         self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM

@@ -374,15 +374,20 @@ class FrameBuffer:
                 return self._hand_out(chosen, queue, queue.popleft())
             raise self._no_more(chosen)
 
-    def latest(self, view: StreamView = CURRENT_STREAM) -> VideoFrame | None:
+    def latest(self, view: StreamView = CURRENT_STREAM, *, peek: bool = False) -> VideoFrame | None:
         """The newest frame of ``view`` (unread ones first), or ``None``; never waits.
 
         Older unread frames of the view count as superseded. After the
         connection failed and every frame was read, raises its error.
+        ``peek`` looks without handing anything out: no read position moves.
         """
         with self._cond:
             chosen = self._resolve(view)
             queue = self._queues.get(chosen)
+            if peek:
+                if self._closed and self._error is not None and not queue:
+                    raise self._error_copy()
+                return queue[-1] if queue else None if self._closed else self._newest.get(chosen)
             if queue:
                 newest = queue.pop()
                 self.superseded += len(queue)
@@ -539,13 +544,15 @@ class MediaStream:
         """
         return self._buffer.get(self._timeout(timeout), check_view(stream_id))
 
-    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM, peek: bool = False) -> VideoFrame | None:
         """The newest frame of the view, or ``None`` before its first; never waits.
 
         For control loops. Unread older frames are skipped (counted as
         superseded); the same frame comes back until a newer one arrives.
+        ``peek=True`` looks without handing the frame out, so another reader's
+        ``get_frame()`` / ``frames()`` still gets every frame (a preview beside a recorder).
         """
-        return self._buffer.latest(check_view(stream_id))
+        return self._buffer.latest(check_view(stream_id), peek=peek)
 
     def wait_for_frame(
         self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM

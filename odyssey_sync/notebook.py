@@ -10,16 +10,15 @@
     client.interact("The cat jumps")
     view.stop()                      # or it stops by itself when the client disconnects
 
-A background thread reads ``latest_frame()`` at most ``fps`` times a second,
+A background thread peeks at ``latest_frame(peek=True)`` at most ``fps`` times a second,
 JPEG-encodes new frames with PyAV (scaled to ``width`` pixels) and puts them
 in an ``ipywidgets.Image``. The kernel is never blocked, and frames nobody
 previews cost nothing. A preview of a client follows its current stream: after
 ``end_stream()`` it keeps the last frame, and the next ``start_stream()`` brings
 it back to life.
 
-Note: ``latest_frame()`` hands frames out, so in a notebook that also pulls
-frames with ``get_frame()`` / ``frames()`` from the same view, those calls only
-return frames newer than the last one previewed.
+The preview only peeks: ``get_frame()`` / ``frames()`` in the same notebook
+(a recorder, a dataset writer) still get every frame.
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ _STOP_TIMEOUT_S = 2.0
 class FrameSource(Protocol):
     """What a preview reads: :class:`~odyssey_sync.Odyssey`, a ``MediaStream`` or a ``SpectatorConnection``."""
 
-    def latest_frame(self) -> VideoFrame | None:
-        """The newest frame, or ``None``; never waits."""
+    def latest_frame(self, *, peek: bool = ...) -> VideoFrame | None:
+        """The newest frame, or ``None``; never waits (``peek=True``: without handing it out)."""
 
 
 class Preview:
@@ -152,7 +151,7 @@ class Preview:
         shown: VideoFrame | None = None
         while not stop.is_set() and _connected(self._source):
             try:
-                frame = self._source.latest_frame()
+                frame = self._source.latest_frame(peek=True)
             except OdysseyError as exc:
                 self.error = exc
                 return

@@ -174,10 +174,10 @@ class SpectatorConnection:
             self._raise_ended(exc)
             raise
 
-    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM) -> VideoFrame | None:
-        """The newest frame, or ``None`` before the first; never waits."""
+    def latest_frame(self, *, stream_id: StreamView = CURRENT_STREAM, peek: bool = False) -> VideoFrame | None:
+        """The newest frame, or ``None`` before the first; never waits (``peek=True``: without handing it out)."""
         self._check_process()
-        return self._runtime.media.latest_frame(stream_id=stream_id)
+        return self._runtime.media.latest_frame(stream_id=stream_id, peek=peek)
 
     def wait_for_frame(
         self, after: Any = None, timeout: Timeout = DEFAULT_TIMEOUT, *, stream_id: StreamView = CURRENT_STREAM

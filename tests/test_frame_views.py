@@ -256,3 +256,18 @@ def test_numbering_survives_the_rtp_clock_wrapping() -> None:
     near_wrap = (1 << 32) - 4500
     frames = [numbering.frame(_decoded(pts), stream_id="s1", prompt="p") for pts in (near_wrap, 0, 4500)]
     assert [f.timestamp_ms for f in frames] == [0, 50, 100]
+
+
+def test_peeking_hands_nothing_out() -> None:
+    buffer = FrameBuffer(32)
+    feed = Feed(buffer)
+    assert buffer.latest(peek=True) is None
+    feed.start("s1")
+    made = feed.frames(5)
+    assert buffer.latest(peek=True) is made[-1]
+    assert (buffer.delivered, buffer.superseded) == (0, 0)
+    assert [buffer.get(0) for _ in range(5)] == made, "a reader still gets every frame"
+    assert buffer.latest(peek=True) is made[-1], "the newest frame, already handed out, is still there to look at"
+    buffer.close(OdysseyConnectionError("gone"))
+    with pytest.raises(OdysseyConnectionError):
+        buffer.latest(peek=True)

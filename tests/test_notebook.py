@@ -134,3 +134,13 @@ def test_the_sample_notebook_runs_against_a_local_server(tmp_path: Path, monkeyp
     last = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
     shown = int(last.split("the preview showed ")[1].split()[0])
     assert shown >= 2
+
+
+def test_a_preview_takes_no_frame_from_a_reader(client: Odyssey) -> None:
+    client.connect()
+    client.start_stream("A harbour at night", portrait=False)
+    with preview(client, fps=20, width=320) as view:
+        frames = list(client.frames(limit=30, timeout=10))
+        shown = view.wait_for_frame(timeout=10)
+    assert [f.index for f in frames] == list(range(30)), "the recorder got every frame while the preview ran"
+    assert view.frames_shown >= 1 and shown.stream_id == frames[0].stream_id
