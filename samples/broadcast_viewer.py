@@ -13,32 +13,18 @@ it saw while the broadcaster changed the prompt.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import odyssey_sync
-from odyssey_sync import Odyssey
+from odyssey_sync.local import hosted_or_local
 from odyssey_sync.stamp import read_stamp
 
 PROMPTS = ("A glowing alien ruin at dawn", "Vines grow over the ruin", "A storm gathers over the ruin")
-
-
-@contextlib.contextmanager
-def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
-    """A client for the hosted API if a key is set, else for a local server."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        with Odyssey() as client:
-            yield client, "hosted Odyssey API"
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server, Odyssey(api_key=server.api_key, api_url=server.url) as client:
-        yield client, f"local server at {server.url}"
 
 
 def watch(webrtc_url: str, spectator_token: str, seconds: float, reports: Any) -> None:
@@ -69,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="how long the viewer watches (default: 5)")
     args = parser.parse_args(argv)
 
-    with odyssey_client() as (client, target):
+    with hosted_or_local() as api, api.client() as client:
+        target = api.description
         ready = threading.Event()
         client.connect(on_broadcast_ready=lambda info: ready.set())
         stream_id = client.start_stream(PROMPTS[0], portrait=False, broadcast=True)

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from odyssey_sync.collect import Episode, collect
 from odyssey_sync.dataset import Dataset
+from odyssey_sync.local import hosted_or_local
 
 SCENES = [
     ("A lighthouse on a cliff at dusk", "A storm rolls in over the sea"),
@@ -28,18 +26,6 @@ SCENES = [
     ("A forest path in autumn", "Snow starts to fall"),
     ("A desert road at noon", "A sandstorm approaches"),
 ]
-
-
-@contextlib.contextmanager
-def odyssey_account() -> Iterator[tuple[str | None, str | None, str]]:
-    """The hosted API's key and URL if a key is set, else a local server's."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        yield None, None, "hosted Odyssey API"  # collect() reads ODYSSEY_API_KEY / ODYSSEY_API_URL
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server:
-        yield server.api_key, server.url, f"local server at {server.url}"
 
 
 def plan(count: int, seconds: float) -> list[Episode]:
@@ -69,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fast:
         args.episodes, args.seconds, args.workers = 2, 1.5, 2
 
-    with odyssey_account() as (api_key, api_url, target):
+    with hosted_or_local() as api:
+        api_key, api_url, target = api.api_key, api.api_url, api.description
         print(f"target: {target}; {args.episodes} episodes on {args.workers} {args.backend} workers -> {args.out}")
         results = collect(plan(args.episodes, args.seconds), args.out, workers=args.workers, backend=args.backend,
                           api_key=api_key, api_url=api_url)

@@ -12,16 +12,15 @@ toy one (the change in the frame's brightness), to show ``reward_fn``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import gymnasium
 
 import odyssey_sync.gym  # noqa: F401  (registers "odyssey_sync/Odyssey-v0")
 from odyssey_sync import VideoFrame
+from odyssey_sync.local import hosted_or_local
 
 PROMPTS = [
     "A fox walks through a snowy forest",
@@ -29,18 +28,6 @@ PROMPTS = [
     "The fox stops and looks around",
     "Snow begins to fall heavily",
 ]
-
-
-@contextlib.contextmanager
-def connection_arguments() -> Iterator[tuple[dict[str, Any], str]]:
-    """The environment's connection arguments: none for the hosted API (env vars), else a local server's."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        yield {}, "hosted Odyssey API"
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server:
-        yield {"api_key": server.api_key, "api_url": server.url}, f"local server at {server.url}"
 
 
 class BrightnessChange:
@@ -63,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="steps per episode (default: 100)")
     args = parser.parse_args(argv)
 
-    with connection_arguments() as (connection, target):
+    with hosted_or_local() as api:
+        connection, target = api.connection_arguments(), api.description
         env = gymnasium.make(
             "odyssey_sync/Odyssey-v0", prompts=PROMPTS, max_episode_steps=args.steps,
             reward_fn=BrightnessChange(), **connection,

@@ -15,16 +15,14 @@ OpenCV's layout, converted once from the decoded frame). What it does:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator
 
-from odyssey_sync import Odyssey
+from odyssey_sync.local import hosted_or_local
 from odyssey_sync.save import save_image
 
 
@@ -34,19 +32,6 @@ def load_opencv() -> ModuleType | None:
         return importlib.import_module("cv2")
     except ImportError:
         return None
-
-
-@contextlib.contextmanager
-def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
-    """A client for the hosted API if a key is set, else for a local server."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        with Odyssey() as client:
-            yield client, "hosted Odyssey API"
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server, Odyssey(api_key=server.api_key, api_url=server.url) as client:
-        yield client, f"local server at {server.url}"
 
 
 def window_wanted(opencv: ModuleType | None, headless: bool) -> bool:
@@ -67,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     saved: list[Path] = []
     shown = 0
 
-    with odyssey_client() as (client, target):
+    with hosted_or_local() as api, api.client() as client:
+        target = api.description
         client.connect()
         stream_id = client.start_stream("A neon city street at night in the rain", portrait=False)
         end = time.monotonic() + args.seconds

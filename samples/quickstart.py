@@ -10,28 +10,13 @@ of the received frames and a PNG snapshot, then prints a summary.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from odyssey_sync import Odyssey, VideoFrame
+from odyssey_sync.local import hosted_or_local
 from odyssey_sync.save import Mp4Writer, save_image
-
-
-@contextlib.contextmanager
-def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
-    """A client for the hosted API if a key is set, else for a local server."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        with Odyssey() as client:
-            yield client, "hosted Odyssey API"
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server, Odyssey(api_key=server.api_key, api_url=server.url) as client:
-        yield client, f"local server at {server.url}"
 
 
 def record_for(client: Odyssey, writer: Mp4Writer, seconds: float) -> VideoFrame:
@@ -54,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     video, snapshot = args.out / "quickstart.mp4", args.out / "snapshot.png"
 
-    with odyssey_client() as (client, target):
+    with hosted_or_local() as api, api.client() as client:
+        target = api.description
         began = time.monotonic()
         client.connect()
         connect_s = time.monotonic() - began

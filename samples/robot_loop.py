@@ -13,33 +13,18 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
-import os
 import statistics
 import sys
 import time
-from typing import Iterator
 
-from odyssey_sync import Acknowledgement, Odyssey, VideoFrame
+from odyssey_sync import Acknowledgement, VideoFrame
+from odyssey_sync.local import hosted_or_local
 
 COMMANDS = (
     "The robot turns left toward the shelves",
     "The robot rolls forward down the aisle",
     "The robot turns right toward the loading dock",
 )
-
-
-@contextlib.contextmanager
-def odyssey_client() -> Iterator[tuple[Odyssey, str]]:
-    """A client for the hosted API if a key is set, else for a local server."""
-    if os.environ.get("ODYSSEY_API_KEY"):
-        with Odyssey() as client:
-            yield client, "hosted Odyssey API"
-        return
-    from odyssey_sync.local import LocalOdyssey
-
-    with LocalOdyssey() as server, Odyssey(api_key=server.api_key, api_url=server.url) as client:
-        yield client, f"local server at {server.url}"
 
 
 def policy(frame: VideoFrame, tick: int, hz: float) -> str:
@@ -63,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ticks = max(2, round(args.seconds * args.hz))
     period = 1.0 / args.hz
 
-    with odyssey_client() as (client, target):
+    with hosted_or_local() as api, api.client() as client:
+        target = api.description
         client.connect()
         client.start_stream("A small robot in a warehouse aisle, first-person camera", portrait=False)
         client.wait_for_frame(timeout=10)

@@ -42,7 +42,7 @@ from odyssey_sync import (
 )
 from odyssey_sync.local import LocalOdyssey
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 WAKE_S = 2.0
 """Every blocked call ends within this many seconds of the fault being noticeable."""

@@ -61,7 +61,7 @@ from odyssey_sync.local import ApiKey, LocalOdyssey, script_fetch
 from odyssey_sync.local.bodies import SDP_BODY_BYTES
 from odyssey_sync.rest import MAX_REPLY_BYTES, RestClient
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 VICTIM = ApiKey("ody_hostile_victim_key_0000000000", name="victim")
 ATTACKER = ApiKey("ody_hostile_attacker_key_00000000", name="attacker")

@@ -24,7 +24,7 @@ import pytest
 
 from odyssey_sync.local import LocalOdyssey
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 RecordProperty = Callable[[str, Any], None]
 
