@@ -133,7 +133,8 @@ const STEPS = [
   } },
   { name: 'bigPrompt', needs: 'connect', check: (r) => {
     const f = [];
-    expect(f, typeof r.streamId === 'string' && r.appliedChars > 0, `stream ${r.streamId}, applied prompt ${r.appliedChars} chars`);
+    expect(f, /invalid_request/.test(r.startError || '') && /under \d+ characters/.test(r.startError || ''), `the over-long start gave ${r.startError}`);
+    expect(f, typeof r.streamId === 'string' && r.status === 'connected', `next start: stream ${r.streamId}, status ${r.status}`);
     return f;
   } },
   { name: 'bypassDenied', needs: 'connect', check: (r) => {
@@ -409,7 +410,7 @@ function summary(name, r) {
     case 'simulate': return `${r.ms} ms, ${r.statusesSeen.join('>')}, ${r.streams[0] && r.streams[0].frame_count} frames`;
     case 'broadcastEnd': return `${r.ms} ms; remaining spectator saw the end after ${r.spectatorGoneMs} ms`;
     case 'keepalive': return `+${r.advancedS} s of video in 12 s`;
-    case 'bigPrompt': return `${r.promptChars}-char prompt over the socket (channel limit ${r.maxDataChannelMessageSize}), applied ${r.appliedChars} chars`;
+    case 'bigPrompt': return `${r.promptChars}-char prompt over the socket (channel limit ${r.maxDataChannelMessageSize}) refused; next start ran`;
     case 'streamLimit': return `session_timeout after ${r.errorMs} ms, then ${r.finalStatus}`;
     case 'connectionLimit': return `${r.finalStatus} after ${r.endedMs} ms`;
     case 'queue503': return `B connected ${r.bConnectedAfterMs} ms after asking`;

@@ -357,15 +357,24 @@ const steps = {
   },
 
   async bigPrompt() {
-    // A start larger than the data channel's message limit goes over the signaling socket.
+    // A start bigger than the data channel's limit: the SDK falls back to the signaling socket, and the
+    // server refuses the over-long prompt (the same limit on every path) with a stream error; the
+    // connection stays usable for the next start.
     const max = state.client.getMaxDataChannelMessageSize();
     const prompt = 'A very detailed scene. '.repeat(Math.ceil((max + 4096) / 23));  // just over the limit
-    const id = await withTimeout(state.client.startStream({ prompt, portrait: false }), 15000, 'startStream(big)');
+    let startError = null;
+    try {
+      const id = await withTimeout(state.client.startStream({ prompt, portrait: false }), 15000, 'startStream(big)');
+      state.streamIds.push(id);
+      await withTimeout(state.client.endStream(), 10000, 'endStream()');
+    } catch (e) {
+      startError = e.message;
+    }
+    const id = await withTimeout(state.client.startStream({ prompt: 'A short prompt after a refused one', portrait: false }), 15000, 'startStream(after)');
     state.streamIds.push(id);
-    const applied = state.client.lastAppliedPrompt;
     await sleep(500);  // a recording needs frames
     await withTimeout(state.client.endStream(), 10000, 'endStream()');
-    return { promptChars: prompt.length, maxDataChannelMessageSize: max, streamId: id, appliedChars: applied && applied.length };
+    return { promptChars: prompt.length, maxDataChannelMessageSize: max, startError, streamId: id, status: state.client.currentStatus };
   },
 
   async bypassDenied() {

@@ -419,6 +419,7 @@ class Streamer:
             self._reply(protocol.stream_error("invalid_request", exc.detail))
             return
         kind = message["type"]
+        self._log.debug("signaling: %s", kind)
         if self._faults.ignores(kind):
             self._log.info("fault knob: dropping signaling %s", kind)
         elif kind == protocol.ANSWER:
