@@ -25,15 +25,19 @@ from odyssey_sync import Odyssey, VideoFrame
 from odyssey_sync.stamp import read_stamp
 
 __all__ = [
+    "WEBRTC_DCEP",
+    "WEBRTC_STRING",
     "Gaps",
     "HttpAnswer",
     "TrickleServer",
     "Watcher",
+    "channel_open_message",
     "nested_json",
     "never_connecting_offer",
     "png_bomb",
     "post",
     "rss_mib",
+    "send_raw_data_channel",
 ]
 
 MIB = 1024 * 1024
@@ -207,6 +211,24 @@ def post(
 def nested_json(depth: int) -> bytes:
     """``[[[...]]]``, ``depth`` deep: valid JSON that a recursive parser cannot take."""
     return b"[" * depth + b"]" * depth
+
+
+WEBRTC_DCEP = 50
+WEBRTC_STRING = 51
+
+
+async def send_raw_data_channel(channel: Any, ppid: int, payload: bytes) -> None:
+    """Send ``payload`` on an aiortc ``channel`` as SCTP payload type ``ppid``, bypassing aiortc's own checks
+    (its ``send()`` always encodes a string as UTF-8): what a crafted client can put on the wire."""
+    transport = channel.transport
+    transport._data_channel_queue.append((channel, ppid, payload))
+    await transport._data_channel_flush()
+
+
+def channel_open_message(label: str) -> bytes:
+    """A DCEP DATA_CHANNEL_OPEN for a reliable, ordered channel named ``label`` (RFC 8832)."""
+    encoded = label.encode()
+    return struct.pack("!BBHLHH", 3, 0, 0, 0, len(encoded), 0) + encoded
 
 
 # -- a server that trickles -------------------------------------------------------------------

@@ -26,12 +26,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hostile import (
     MIB,
+    WEBRTC_DCEP,
+    WEBRTC_STRING,
     ChildAttack,
     RemoteWatcher,
     TrickleServer,
@@ -39,10 +41,12 @@ from hostile import (
     attack_post,
     attack_signaling,
     attack_whep_flood,
+    channel_open_message,
     nested_json,
     png_bomb,
     post,
     rss_mib,
+    send_raw_data_channel,
 )
 from raw_client import RawClient
 
@@ -242,25 +246,43 @@ def case_7(server: LocalOdyssey, watcher: Watcher) -> None:
         answer = post(server.url, path, nested_json(5_000), headers=auth)
         say("7", f"nested JSON on {path}", status=answer.status, detail=answer.detail()[:80])
 
-    async def data_channel() -> None:
+    async def then_a_start(what: str, attack: Callable[[Any], Awaitable[None]]) -> None:
         async with RawClient(server.url, ATTACKER.key) as client:
             conn = await client.connect()
             try:
-                conn.send('{"type":"update","prompt":' + "[" * 30_000 + "]" * 30_000 + "}")
-                conn.send(odyssey_sync.protocol.stream_start("after the nested message", portrait=True))
+                await attack(conn)
+                conn.send(odyssey_sync.protocol.stream_start(f"after the {what}", portrait=True))
+                replies: list[str] = []
                 try:
-                    reply: Any = await conn.next_message(timeout=5)
+                    while not replies or replies[-1] == "interactive_stream_error":
+                        replies.append((await conn.next_message(timeout=5))["type"])
                 except asyncio.TimeoutError:
-                    reply = "no reply in 5 s"
+                    replies.append("no reply in 5 s")
                 conn.drain_frames()
                 try:
                     await conn.next_frame(timeout=3)
                     video = "flowing"
                 except asyncio.TimeoutError:
                     video = "stopped"
-                say("7", "nested JSON on the data channel, then a start", reply=describe(reply), video=video)
+                say("7", f"{what} on the data channel, then a start", replies=replies, video=video)
             finally:
                 await conn.close()
+
+    async def nested(conn: Any) -> None:
+        conn.send('{"type":"update","prompt":' + "[" * 30_000 + "]" * 30_000 + "}")
+
+    async def not_utf8(conn: Any) -> None:
+        channel = conn.channels[odyssey_sync.protocol.CLIENT_TO_STREAMER]
+        await send_raw_data_channel(channel, WEBRTC_STRING, b'{"type":"update","prompt":"\xff\xfe"}')
+
+    async def second_open(conn: Any) -> None:
+        channel = conn.channels[odyssey_sync.protocol.CLIENT_TO_STREAMER]
+        await send_raw_data_channel(channel, WEBRTC_DCEP, channel_open_message("again"))
+
+    async def data_channel() -> None:
+        await then_a_start("nested JSON", nested)
+        await then_a_start("non-UTF-8 string message", not_utf8)
+        await then_a_start("second open of a live channel", second_open)
 
         async with RawClient(server.url, ATTACKER.key) as client:
             conn = await client.connect()

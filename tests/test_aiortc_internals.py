@@ -16,6 +16,7 @@ import aiortc
 import aiortc.codecs.h264
 import aiortc.codecs.vpx
 import aiortc.rtcrtpreceiver
+import aiortc.rtcsctptransport
 from aiortc import RTCPeerConnection, VideoStreamTrack
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
@@ -115,3 +116,42 @@ def test_sctp_queues_and_udp_transports_are_where_they_are_reached() -> None:
     assert queues, "aiortc's SCTP transport keeps its send queues under these names"
     assert backlog, "a large message just sent is still queued"
     assert transports >= 1, "a connected peer's ICE connection has UDP transports"
+
+
+def test_a_guarded_peer_survives_a_message_aiortc_cannot_read() -> None:
+    from hostile import WEBRTC_STRING, send_raw_data_channel
+
+    original = aiortc.rtcsctptransport.RTCSctpTransport._data_channel_receive
+    assert "self._data_channel_receive(" in inspect.getsource(aiortc.rtcsctptransport.RTCSctpTransport)
+    assert "decode(\"utf8\")" in inspect.getsource(aiortc.rtcsctptransport.RTCSctpTransport._data_channel_receive)
+
+    async def run() -> tuple[bool, list[str], list[str], bool]:
+        guarded, sender = RTCPeerConnection(), RTCPeerConnection()
+        refused: list[str] = []
+        received: list[str] = []
+        got = asyncio.Event()
+        try:
+            inbound = guarded.createDataChannel("in")
+            installed = internals.guard_data_channel_receive(guarded, lambda exc: refused.append(type(exc).__name__))
+            inbound.on("message", lambda message: (received.append(message), got.set()))
+            opened = asyncio.Event()
+            channels: list[Any] = []
+            sender.on("datachannel", lambda channel: (channels.append(channel), opened.set()))
+            await guarded.setLocalDescription(await guarded.createOffer())
+            await sender.setRemoteDescription(guarded.localDescription)
+            await sender.setLocalDescription(await sender.createAnswer())
+            await guarded.setRemoteDescription(sender.localDescription)
+            await asyncio.wait_for(opened.wait(), 10)
+            await send_raw_data_channel(channels[0], WEBRTC_STRING, b"\xff\xfe not text")
+            channels[0].send("still open")
+            await asyncio.wait_for(got.wait(), 10)
+            return installed, refused, received, guarded.sctp is not None and guarded.sctp.state == "connected"
+        finally:
+            await guarded.close()
+            await sender.close()
+
+    installed, refused, received, connected = asyncio.run(run())
+    assert installed
+    assert refused == ["UnicodeDecodeError"], "the undecodable message reached the guard"
+    assert received == ["still open"] and connected, "the next message arrives on a transport still connected"
+    assert aiortc.rtcsctptransport.RTCSctpTransport._data_channel_receive is original, "aiortc's class is untouched"

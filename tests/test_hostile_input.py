@@ -30,6 +30,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from hostile import (
     MIB,
+    WEBRTC_DCEP,
+    WEBRTC_STRING,
     ChildAttack,
     FakeWhep,
     QuietAttacker,
@@ -38,12 +40,14 @@ from hostile import (
     attack_post,
     attack_signaling,
     attack_whep_flood,
+    channel_open_message,
     fetch_big_reply,
     nested_json,
     never_connecting_offer,
     png_bomb,
     post,
     rss_mib,
+    send_raw_data_channel,
 )
 
 import odyssey_sync
@@ -513,6 +517,30 @@ def test_7_the_data_channel_survives_nested_json_and_bad_text(hostile: LocalOdys
                 conn.send(json.dumps(protocol.update("A \udfff dog")))
                 refused = await conn.next_message()
                 assert refused["reason"] == "invalid_request" and "lone surrogate" in refused["message"]
+                conn.drain_frames()
+                await conn.next_frame(timeout=5)  # the video goes on
+            finally:
+                await conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_7_a_data_channel_message_aiortc_cannot_read_is_refused_not_fatal(hostile: LocalOdyssey) -> None:
+    """An undecodable string message, or a second open for a live channel, raised inside aiortc's SCTP
+    receive path and ended the session's DTLS transport: no reply, no video, nothing logged."""
+    from raw_client import RawClient
+
+    async def scenario() -> None:
+        async with RawClient(hostile.url, ATTACKER.key) as client:
+            conn = await client.connect()
+            try:
+                channel = conn.channels[protocol.CLIENT_TO_STREAMER]
+                await send_raw_data_channel(channel, WEBRTC_STRING, b'{"type":"update","prompt":"\xff\xfe"}')
+                refused = await conn.next_message()
+                assert refused["reason"] == "invalid_request" and "not UTF-8" in refused["message"], refused
+                await send_raw_data_channel(channel, WEBRTC_DCEP, channel_open_message("again"))
+                conn.send(protocol.stream_start("still serving", portrait=True))
+                assert (await conn.next_message())["type"] == protocol.STREAM_STARTED
                 conn.drain_frames()
                 await conn.next_frame(timeout=5)  # the video goes on
             finally:

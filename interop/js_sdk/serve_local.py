@@ -63,7 +63,6 @@ def main() -> int:
         logging.getLogger("odyssey_sync.local.streamer").setLevel(logging.DEBUG)  # data-channel receipts
         if os.environ.get("SCTP_DEBUG"):  # every SCTP chunk in and out, to see what reached the server
             logging.getLogger("aiortc.rtcsctptransport").setLevel(logging.DEBUG)
-        if os.environ.get("SCTP_DEBUG"): logging.getLogger("aiortc.rtcsctptransport").setLevel(logging.DEBUG)
 
     keys = [
         ApiKey(random_api_key(), name="default"),

@@ -32,6 +32,7 @@ __all__ = [
     "TESTED_AIORTC",
     "data_channel_backlog",
     "gather_loopback_on_this_thread",
+    "guard_data_channel_receive",
     "set_codec_bitrates",
     "take_keyframe_request",
     "tested",
@@ -47,6 +48,8 @@ TESTED_AIOICE = ("0.10.", "0.11.", "0.12.", "0.13.")
 _KEYFRAME_FLAG = "_RTCRtpSender__force_keyframe"
 # aiortc's SCTP transport: data not yet sent, and sent but not acknowledged.
 _SCTP_QUEUES = ("_data_channel_queue", "_outbound_queue", "_sent_queue")
+# The SCTP transport's coroutine that turns a received message into a channel event (or a DCEP open).
+_DATA_CHANNEL_RECEIVE = "_data_channel_receive"
 
 
 def tested() -> bool:
@@ -127,6 +130,32 @@ def data_channel_backlog(channel: RTCDataChannel, pc: RTCPeerConnection | None) 
     if sctp is None or not tested():
         return False
     return any(getattr(sctp, name, None) for name in _SCTP_QUEUES)
+
+
+def guard_data_channel_receive(pc: RTCPeerConnection, on_refused: Callable[[Exception], None]) -> bool:
+    """Keep one malformed data channel message from ending ``pc`` (the server's own peer only).
+
+    aiortc reads a received message inside its SCTP receive path: it decodes a
+    string message as UTF-8 and registers a channel open with an ``assert``.
+    An undecodable string, or a second open for a live channel, raises there,
+    and the exception ends the DTLS transport: the session's video and every
+    later message stop without a word. Guarded, such a message is dropped and
+    ``on_refused`` gets the exception; the peer carries on. Returns whether the
+    guard is in place (``pc`` needs its data channels created first).
+    """
+    sctp = pc.sctp
+    receive = getattr(sctp, _DATA_CHANNEL_RECEIVE, None)
+    if sctp is None or receive is None or not tested():
+        return False
+
+    async def guarded(stream_id: int, pp_id: int, data: bytes) -> None:
+        try:
+            await receive(stream_id, pp_id, data)
+        except Exception as exc:
+            on_refused(exc)
+
+    setattr(sctp, _DATA_CHANNEL_RECEIVE, guarded)  # this transport only; aiortc's class is untouched
+    return True
 
 
 def udp_transports(pc: RTCPeerConnection) -> list[Any]:

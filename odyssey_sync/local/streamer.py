@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from .. import protocol
 from ..images import decode_to_rgb
 from ..stream_protocol import Refusal, StartRequest, UpdateRequest, parse_request, state_refusal
-from .aiortc_internals import data_channel_backlog, udp_transports
+from .aiortc_internals import data_channel_backlog, guard_data_channel_receive, udp_transports
 from .bodies import INLINE_JSON_BYTES, BodyError, parse_json
 from .config import ApiKey, ServerConfig
 from .encoder import H264Encoder
@@ -387,6 +387,7 @@ class Streamer:
         inbound.on("message", self._on_data_message)
         self._out.on("message", self._on_data_message)
         self._out.on("open", self._flush_pending)
+        guard_data_channel_receive(pc, self._on_unreadable_data)
         pc.on("connectionstatechange", self._on_connection_state)
         await pc.setLocalDescription(await pc.createOffer())
         await self._send_signaling(protocol.offer(pc.localDescription.sdp))
@@ -506,6 +507,18 @@ class Streamer:
             self._take_data_message(data)
         except Exception:
             self._log.exception("failed to take a data channel message; the session carries on")
+
+    def _on_unreadable_data(self, exc: Exception) -> None:
+        """aiortc could not read a data channel message (see ``guard_data_channel_receive``); it was dropped."""
+        if isinstance(exc, UnicodeDecodeError):
+            self._log.warning("refusing a data channel message that is not UTF-8 text")
+            self._reply(
+                protocol.stream_error(
+                    "invalid_request", "A data channel message was not UTF-8 text; send each message as JSON text"
+                )
+            )
+        else:
+            self._log.warning("dropping a data channel message aiortc could not take (%s)", type(exc).__name__)
 
     def _take_data_message(self, data: str | bytes) -> None:
         if len(data) > DATA_MESSAGE_LIMIT:
