@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import attrs
+from aiortc.rtcsctptransport import DATA_CHANNEL_OPEN, WEBRTC_DCEP, WEBRTC_STRING
 
 from odyssey_sync import Odyssey, VideoFrame
 from odyssey_sync.stamp import read_stamp
@@ -213,10 +214,6 @@ def nested_json(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
-WEBRTC_DCEP = 50
-WEBRTC_STRING = 51
-
-
 async def send_raw_data_channel(channel: Any, ppid: int, payload: bytes) -> None:
     """Send ``payload`` on an aiortc ``channel`` as SCTP payload type ``ppid``, bypassing aiortc's own checks
     (its ``send()`` always encodes a string as UTF-8): what a crafted client can put on the wire."""
@@ -228,7 +225,7 @@ async def send_raw_data_channel(channel: Any, ppid: int, payload: bytes) -> None
 def channel_open_message(label: str) -> bytes:
     """A DCEP DATA_CHANNEL_OPEN for a reliable, ordered channel named ``label`` (RFC 8832)."""
     encoded = label.encode()
-    return struct.pack("!BBHLHH", 3, 0, 0, 0, len(encoded), 0) + encoded
+    return struct.pack("!BBHLHH", DATA_CHANNEL_OPEN, 0, 0, 0, len(encoded), 0) + encoded
 
 
 # -- a server that trickles -------------------------------------------------------------------

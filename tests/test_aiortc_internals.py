@@ -91,6 +91,13 @@ def test_the_loopback_fallback_applies_to_server_threads_only(monkeypatch: Any) 
     assert internals._host_addresses(True, False) == []
 
 
+async def _negotiate(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
 def test_sctp_queues_and_udp_transports_are_where_they_are_reached() -> None:
     async def run() -> tuple[bool, bool, int]:
         offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
@@ -98,10 +105,7 @@ def test_sctp_queues_and_udp_transports_are_where_they_are_reached() -> None:
             channel = offerer.createDataChannel("probe")
             opened = asyncio.Event()
             channel.on("open", opened.set)
-            await offerer.setLocalDescription(await offerer.createOffer())
-            await answerer.setRemoteDescription(offerer.localDescription)
-            await answerer.setLocalDescription(await answerer.createAnswer())
-            await offerer.setRemoteDescription(answerer.localDescription)
+            await _negotiate(offerer, answerer)
             await asyncio.wait_for(opened.wait(), 10)
             assert offerer.sctp is not None
             queues = all(hasattr(offerer.sctp, name) for name in internals._SCTP_QUEUES)
@@ -137,10 +141,7 @@ def test_a_guarded_peer_survives_a_message_aiortc_cannot_read() -> None:
             opened = asyncio.Event()
             channels: list[Any] = []
             sender.on("datachannel", lambda channel: (channels.append(channel), opened.set()))
-            await guarded.setLocalDescription(await guarded.createOffer())
-            await sender.setRemoteDescription(guarded.localDescription)
-            await sender.setLocalDescription(await sender.createAnswer())
-            await guarded.setRemoteDescription(sender.localDescription)
+            await _negotiate(guarded, sender)
             await asyncio.wait_for(opened.wait(), 10)
             await send_raw_data_channel(channels[0], WEBRTC_STRING, b"\xff\xfe not text")
             channels[0].send("still open")
