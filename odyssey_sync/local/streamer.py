@@ -566,12 +566,15 @@ class Streamer:
             self._send_data(text)
 
     async def _drain_data(self) -> None:
-        """Wait (bounded) until what was sent on the data channel has been acknowledged."""
+        """Wait (bounded) until what was sent on the data channel has been acknowledged.
+
+        Replies made while the channel is still opening (the client can send on
+        its side before the server's side is open) wait in ``_pending`` and count
+        too: they go out when it opens.
+        """
         channel = self._out
-        if channel is None or channel.readyState != "open":
-            return
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline:
+        while channel is not None and channel.readyState in ("connecting", "open") and time.monotonic() < deadline:
             if not self._pending and not data_channel_backlog(channel, self._pc):
                 return
             await asyncio.sleep(_DRAIN_POLL_S)
